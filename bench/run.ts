@@ -1,0 +1,57 @@
+// `npm run bench`: runs every bench/*.bench.ts module and prints one table in which each
+// figure stands beside a baseline measured in the same run (these machines are noisy, so
+// only ratios are comparable between runs). Writes bench/results.json as well.
+//
+// A bench module exports `run(opts: BenchOptions): Promise<BenchRow[]>`.
+import { readdir, writeFile } from 'node:fs/promises'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { dirname, join } from 'node:path'
+import type { BenchOptions, BenchRow } from './types.js'
+
+const here = dirname(fileURLToPath(import.meta.url))
+
+function fmt(n: number): string {
+  if (!Number.isFinite(n)) return String(n)
+  if (Math.abs(n) >= 1000) return Math.round(n).toLocaleString('en-US')
+  return n.toPrecision(3)
+}
+
+async function main(): Promise<void> {
+  const quick = process.argv.includes('--quick')
+  const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length)
+  const opts: BenchOptions = { quick }
+  const files = (await readdir(here)).filter((f) => f.endsWith('.bench.ts')).sort()
+  const rows: BenchRow[] = []
+  for (const f of files) {
+    if (only && !f.startsWith(only)) continue
+    const mod = (await import(pathToFileURL(join(here, f)).href)) as {
+      run: (o: BenchOptions) => Promise<BenchRow[]>
+    }
+    rows.push(...(await mod.run(opts)))
+  }
+  const header = ['figure', 'value', 'baseline', 'baseline value', 'ratio', 'target']
+  const table = rows.map((r) => [
+    r.name,
+    `${fmt(r.value)} ${r.unit}`,
+    r.baselineName,
+    `${fmt(r.baseline)} ${r.unit}`,
+    r.ratio.toFixed(2),
+    r.target ?? '',
+  ])
+  const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)))
+  const line = (cells: string[]): string => '| ' + cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ') + ' |'
+  console.log(line(header))
+  console.log('|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|')
+  for (const row of table) console.log(line(row))
+  const failed = rows.filter((r) => r.ok === false)
+  await writeFile(
+    join(here, 'results.json'),
+    JSON.stringify({ date: new Date().toISOString(), quick, node: process.version, rows }, null, 2),
+  )
+  if (failed.length > 0) {
+    console.log(`below target: ${failed.map((r) => r.name).join(', ')}`)
+    process.exitCode = 1
+  }
+}
+
+await main()
