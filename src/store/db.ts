@@ -1,0 +1,33 @@
+// Opening the one SQLite file the server keeps everything in.
+import Database from 'better-sqlite3'
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { migrate } from './migrate.js'
+
+export type Db = Database.Database
+
+export type Durability = 'full' | 'normal'
+
+export interface OpenOptions {
+  /** `full` fsyncs every commit (a reply survives power loss); `normal` survives a process crash only. */
+  durability?: Durability
+  migrationsDir?: string
+}
+
+export function openDb(file: string, opts: OpenOptions = {}): Db {
+  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true })
+  const db = new Database(file)
+  // WAL lets readers run beside the single writer and makes a commit one sequential append.
+  db.pragma('journal_mode = WAL')
+  db.pragma(`synchronous = ${opts.durability === 'normal' ? 'NORMAL' : 'FULL'}`)
+  db.pragma('foreign_keys = ON')
+  // A second process on the same file waits a little instead of failing at once.
+  db.pragma('busy_timeout = 2000')
+  try {
+    migrate(db, opts.migrationsDir)
+  } catch (err) {
+    db.close()
+    throw err
+  }
+  return db
+}
