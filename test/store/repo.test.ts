@@ -1,5 +1,5 @@
 import t from 'tap'
-import { fakeMachine, tempRepo } from '../helpers/store.js'
+import { fakeMachine, tempRepo } from './fixtures/store.js'
 
 t.test('machines are listed per owner in id order, paged', async (t) => {
   const { repo, db } = tempRepo()

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { fakeMachine, tempRepo } from '../helpers/store.js'
+import { fakeMachine, tempRepo } from './fixtures/store.js'
 import { GroupWriter, StorageError, type CommitStats } from '../../src/store/writer.js'
 
 t.test('write sets handed in during one tick share one transaction', async (t) => {
