@@ -1,0 +1,60 @@
+/**
+ * Kernel virtual addresses. x86_64 addresses do not fit a JS number (2^53), so the model
+ * keeps an address as its virtual page number (vpn = addr >> PAGE_SHIFT, at most 52 bits)
+ * plus the offset inside the page; both are exact numbers. Outside the model an address
+ * is a lowercase hex string with `0x` and no padding (contract).
+ */
+import { ValidationError } from './errors.js'
+
+export const PAGE_SHIFT = 12
+export const PAGE_SIZE = 4096
+
+export interface VAddr {
+  vpn: number
+  off: number
+}
+
+/** Formats page `vpn` plus `off` as the contract's hex string. */
+export function hexAddr(vpn: number, off = 0): string {
+  if (vpn === 0) return '0x' + off.toString(16)
+  return '0x' + vpn.toString(16) + off.toString(16).padStart(3, '0')
+}
+
+/** Hex string of a plain number (pfns in messages, physical addresses below 2^53). */
+export function hex(n: number): string {
+  return '0x' + n.toString(16)
+}
+
+const HEX_RE = /^0x[0-9a-fA-F]{1,16}$/
+
+/**
+ * Parses an address given as a hex string (or a non-negative safe integer) that must be
+ * below 2^bits. Throws `make(field, rule)` otherwise.
+ */
+export function parseAddr(
+  value: unknown,
+  bits: 32 | 64,
+  field: string,
+  make: new (field: string, rule: string) => ValidationError,
+): VAddr {
+  let big: bigint
+  if (typeof value === 'string' && HEX_RE.test(value)) big = BigInt(value)
+  else if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) big = BigInt(value)
+  else throw new make(field, 'must be an address: a hex string such as "0xfff9b000"')
+  if (big >= 1n << BigInt(bits)) throw new make(field, `must be below 2^${bits} on this architecture`)
+  return { vpn: Number(big >> 12n), off: Number(big & 0xfffn) }
+}
+
+/** A physical address or size: hex string or safe integer, below 2^52. */
+export function parsePhys(
+  value: unknown,
+  field: string,
+  make: new (field: string, rule: string) => ValidationError,
+): number {
+  let n: number
+  if (typeof value === 'string' && HEX_RE.test(value)) n = Number(BigInt(value))
+  else if (typeof value === 'number' && Number.isSafeInteger(value)) n = value
+  else throw new make(field, 'must be a non-negative integer or a hex string')
+  if (n < 0 || n >= 2 ** 52) throw new make(field, 'must be between 0 and 2^52')
+  return n
+}

@@ -1,0 +1,189 @@
+/**
+ * The op vocabulary (contract section 4) and its validation. A malformed op is refused here,
+ * before the machine is touched, with an InvalidOpError naming the field and the rule.
+ */
+import { parseAddr, parsePhys, type VAddr } from './addr.js'
+import type { Layout } from './config.js'
+import { InvalidOpError } from './errors.js'
+import { PROTS, type Prot } from './task.js'
+
+type FieldType = 'page' | 'addr' | 'prot' | 'bool' | 'count' | 'name' | 'cpus' | 'cpu' | 'pid' | 'kind' | 'phys'
+interface FieldSpec {
+  type: FieldType
+  optional?: boolean
+}
+/**
+ * task: runs as a task (`pid`) or, while its CPU is in an interrupt, in that interrupt (`cpu`);
+ * process: needs a real task (`pid` only); machine: no calling context.
+ */
+type Where = 'task' | 'process' | 'machine'
+interface OpSpec {
+  where: Where
+  fields: Record<string, FieldSpec>
+}
+
+const req = (type: FieldType): FieldSpec => ({ type })
+const opt = (type: FieldType): FieldSpec => ({ type, optional: true })
+const none = { where: 'task', fields: {} } as const satisfies OpSpec
+
+export const OP_SPECS = {
+  kmap_local_page: { where: 'task', fields: { page: req('page') } },
+  kmap_atomic: { where: 'task', fields: { page: req('page') } },
+  kmap_local_page_prot: { where: 'task', fields: { page: req('page'), prot: req('prot') } },
+  kmap_atomic_prot: { where: 'task', fields: { page: req('page'), prot: req('prot') } },
+  kmap_local_pfn: { where: 'task', fields: { pfn: req('page') } },
+  kmap_atomic_pfn: { where: 'task', fields: { pfn: req('page') } },
+  kunmap_local: { where: 'task', fields: { addr: req('addr') } },
+  kunmap_atomic: { where: 'task', fields: { addr: req('addr') } },
+  kmap: { where: 'task', fields: { page: req('page') } },
+  kunmap: { where: 'task', fields: { page: req('page') } },
+  kmap_flush_unused: none,
+  kmap_to_page: { where: 'task', fields: { addr: req('addr') } },
+  io_mapping_map_local_wc: { where: 'task', fields: { mapping: req('count'), offset: req('phys') } },
+  io_mapping_map_atomic_wc: { where: 'task', fields: { mapping: req('count'), offset: req('phys') } },
+  io_mapping_unmap_local: { where: 'task', fields: { addr: req('addr') } },
+  io_mapping_unmap_atomic: { where: 'task', fields: { addr: req('addr') } },
+  preempt_disable: none,
+  preempt_enable: none,
+  migrate_disable: none,
+  migrate_enable: none,
+  pagefault_disable: none,
+  pagefault_enable: none,
+  local_irq_disable: none,
+  local_irq_enable: none,
+  might_sleep: none,
+  access: { where: 'task', fields: { addr: req('addr'), write: opt('bool') } },
+  copy_to_user: { where: 'task', fields: { bytes: req('count'), userPresent: req('bool') } },
+  schedule: none,
+  sleep: none,
+  return_to_user: { where: 'process', fields: {} },
+  fork: { where: 'process', fields: { name: req('name') } },
+  exit: { where: 'process', fields: {} },
+  sched_setaffinity: { where: 'process', fields: { target: req('pid'), cpus: req('cpus') } },
+  spawn: { where: 'machine', fields: { name: req('name'), cpu: opt('cpu'), cpus: opt('cpus') } },
+  io_mapping_create: { where: 'machine', fields: { base: req('phys'), size: req('phys') } },
+  preempt: { where: 'machine', fields: { cpu: req('cpu') } },
+  switch_to: { where: 'machine', fields: { cpu: req('cpu'), pid: req('pid') } },
+  set_task_cpu: { where: 'machine', fields: { pid: req('pid'), cpu: req('cpu') } },
+  wake: { where: 'machine', fields: { pid: req('pid') } },
+  irq_enter: { where: 'machine', fields: { cpu: req('cpu'), kind: opt('kind'), irqsDisabled: opt('bool') } },
+  irq_exit: { where: 'machine', fields: { cpu: req('cpu') } },
+} as const satisfies Record<string, OpSpec>
+
+export type OpName = keyof typeof OP_SPECS
+export const OP_NAMES = Object.keys(OP_SPECS) as OpName[]
+
+/** The calling context an op names: a task, or the interrupt open on a CPU. */
+export type CtxRef = { pid: number } | { cpu: number } | null
+
+export interface ParsedOp {
+  op: OpName
+  at: CtxRef
+  /** Validated field values: numbers, booleans, strings, VAddr, Prot, number[]. */
+  args: {
+    page?: number
+    pfn?: number
+    addr?: VAddr
+    prot?: Prot
+    write?: boolean
+    bytes?: number
+    userPresent?: boolean
+    mapping?: number
+    offset?: number
+    name?: string
+    target?: number
+    cpus?: number[]
+    cpu?: number
+    pid?: number
+    kind?: 'hardirq' | 'softirq'
+    irqsDisabled?: boolean
+    base?: number
+    size?: number
+  }
+}
+
+function bad(field: string, rule: string): never {
+  throw new InvalidOpError(field, rule)
+}
+
+function isInt(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v)
+}
+
+function parseField(l: Layout, field: string, type: FieldType, v: unknown): unknown {
+  switch (type) {
+    case 'page': {
+      const pfn = parsePhys(v, field, InvalidOpError)
+      if (pfn >= l.maxPfn) bad(field, `must be a pfn below ${'0x' + l.maxPfn.toString(16)} (physical address width)`)
+      if (l.arch === 'x86_32' && !l.highmem && pfn >= l.highmemStartPfn)
+        bad(field, `must be a lowmem pfn below ${'0x' + l.highmemStartPfn.toString(16)}: a kernel without HIGHMEM cannot use memory above`)
+      return pfn
+    }
+    case 'addr':
+      return parseAddr(v, l.addrBits, field, InvalidOpError)
+    case 'prot':
+      if (typeof v !== 'string' || !(PROTS as readonly string[]).includes(v)) bad(field, `must be one of ${PROTS.join(', ')}`)
+      return v
+    case 'bool':
+      if (typeof v !== 'boolean') bad(field, 'must be a boolean')
+      return v
+    case 'count':
+      if (!isInt(v) || v < 0 || v > 2 ** 31) bad(field, 'must be an integer from 0 to 2^31')
+      return v
+    case 'phys':
+      return parsePhys(v, field, InvalidOpError)
+    case 'name':
+      // TASK_COMM_LEN is 16 with the terminating NUL.
+      if (typeof v !== 'string' || !/^[\x21-\x7e][\x20-\x7e]{0,14}$/.test(v))
+        bad(field, 'must be 1 to 15 printable ASCII characters (TASK_COMM_LEN)')
+      return v
+    case 'cpu':
+      if (!isInt(v) || v < 0 || v >= l.nrCpus) bad(field, `must be a CPU number from 0 to ${l.nrCpus - 1}`)
+      return v
+    case 'pid':
+      if (!isInt(v) || v < 0) bad(field, 'must be a pid (a non-negative integer)')
+      return v
+    case 'cpus': {
+      if (!Array.isArray(v) || v.length === 0) bad(field, 'must be a non-empty array of CPU numbers')
+      for (const c of v) if (!isInt(c) || c < 0 || c >= l.nrCpus) bad(field, `CPU numbers must be from 0 to ${l.nrCpus - 1}`)
+      return [...new Set(v as number[])].sort((a, b) => a - b)
+    }
+    case 'kind':
+      if (v !== 'hardirq' && v !== 'softirq') bad(field, 'must be "hardirq" or "softirq"')
+      return v
+  }
+}
+
+/** Validates an op against the vocabulary and the machine's layout. */
+export function parseOp(l: Layout, input: unknown): ParsedOp {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) bad('op', 'an op must be an object with an "op" field')
+  const raw = input as Record<string, unknown>
+  const name = raw.op
+  if (typeof name !== 'string' || !Object.hasOwn(OP_SPECS, name)) bad('op', `unknown op; one of ${OP_NAMES.join(', ')}`)
+  const spec: OpSpec = OP_SPECS[name as OpName]
+  const args: Record<string, unknown> = {}
+  let at: CtxRef = null
+  for (const key of Object.keys(raw)) {
+    if (key === 'op') continue
+    const f = spec.fields[key]
+    if (f !== undefined) {
+      args[key] = parseField(l, key, f.type, raw[key])
+      continue
+    }
+    if (spec.where !== 'machine' && (key === 'pid' || key === 'cpu')) continue
+    bad(key, `unknown field for ${name}`)
+  }
+  for (const [key, f] of Object.entries(spec.fields)) if (!f.optional && !(key in args)) bad(key, `required by ${name}`)
+  if (spec.where !== 'machine') {
+    const hasPid = raw.pid !== undefined
+    const hasCpu = raw.cpu !== undefined
+    if (hasPid === hasCpu) {
+      bad(hasPid ? 'cpu' : 'pid', spec.where === 'process'
+        ? `${name} runs in task context: name the task with "pid"`
+        : `${name} needs exactly one of "pid" (task context) or "cpu" (the interrupt open on that CPU)`)
+    }
+    if (hasCpu && spec.where === 'process') bad('cpu', `${name} cannot run in interrupt context: name the task with "pid"`)
+    at = hasPid ? { pid: parseField(l, 'pid', 'pid', raw.pid) as number } : { cpu: parseField(l, 'cpu', 'cpu', raw.cpu) as number }
+  }
+  return { op: name as OpName, at, args: args as ParsedOp['args'] }
+}
