@@ -1,0 +1,346 @@
+// Live machines: each request becomes ops on an in-memory machine, the ops and their events
+// are committed (group commit), the reply is built, and only then are the events published.
+// Machines are restored lazily from the op log on first use, so start-up does not depend on
+// how many are stored.
+import { randomBytes } from 'node:crypto'
+import type { Logger } from 'pino'
+import type { EventQuery, EventRow, MachineRow, OpRow, Repo, WriteSet } from '../store/repo.js'
+import { StorageError, type GroupWriter } from '../store/writer.js'
+import { notFound, ServiceError } from './errors.js'
+import type { Hub } from './hub.js'
+import { applyOp, isRefusal, newMachine, stateHash, type Applied, type Machine, type Refusal, type SimEvent } from './model.js'
+import { replay, ReplayMismatch } from './replay.js'
+import { IdempotencyGuard, type IdempotencyRequest } from './idempotency.js'
+
+export interface Limits {
+  machinesPerOwner: number
+  /** Machines kept in memory; the least recently used beyond this are dropped (and restored on demand). */
+  liveMachines: number
+  /** A checkpoint hash is stored once this many ops have been applied since the last one. */
+  checkpointEvery: number
+}
+
+export interface MachineInfo {
+  id: string
+  config: unknown
+  seq: number
+  opCount: number
+  status: string
+  createdAt: string
+  parent: { id: string; seq: number } | null
+  diverged?: string
+}
+
+export interface OpsOutcome {
+  seq: number
+  results: Applied[]
+  refused: Refusal | null
+  skipped: number
+}
+
+interface Session {
+  id: string
+  owner: string
+  machine: Machine
+  opCount: number
+  seq: number
+  status: string
+  lastCheckpointOp: number
+  /** Settles when this machine's latest write set is committed (or failed). */
+  committed: Promise<void>
+  /** Write sets queued and not yet settled: such a session must stay in memory. */
+  pending: number
+}
+
+export function newMachineId(): string {
+  return 'm_' + randomBytes(9).toString('base64url')
+}
+
+function info(row: MachineRow): MachineInfo {
+  return {
+    id: row.id,
+    config: row.effective,
+    seq: row.seq,
+    opCount: row.opCount,
+    status: row.status,
+    createdAt: row.createdAt,
+    parent: row.parentId === null ? null : { id: row.parentId, seq: row.parentSeq ?? 0 },
+    ...(row.diverged ? { diverged: row.diverged } : {}),
+  }
+}
+
+function eventRow(e: SimEvent): EventRow {
+  return { seq: e.seq, type: e.type, cpu: e.cpu ?? null, pid: e.pid ?? null, body: JSON.stringify(e) }
+}
+
+export class MachineService {
+  private readonly live = new Map<string, Session>()
+  /** Creations not yet committed, per owner, so concurrent creates cannot overshoot the limit. */
+  private readonly creating = new Map<string, number>()
+  private readonly idempotency: IdempotencyGuard<OpsOutcome>
+  readonly counters = { opsApplied: 0 }
+
+  constructor(
+    private readonly repo: Repo,
+    private readonly writer: GroupWriter,
+    private readonly hub: Hub,
+    private readonly limits: Limits,
+    private readonly log: Logger,
+  ) {
+    this.idempotency = new IdempotencyGuard(repo)
+  }
+
+  get liveCount(): number {
+    return this.live.size
+  }
+
+  async create(owner: string, config: unknown): Promise<MachineInfo> {
+    this.reserveSlot(owner)
+    try {
+      const machine = newMachine(config)
+      return await this.persistNew(owner, config, machine, null, { ops: [], events: [], opCount: 0, seq: 0 })
+    } finally {
+      this.releaseSlot(owner)
+    }
+  }
+
+  /** A new machine with `parentId`'s config and its ops up to the last one ending at or before `seq`. */
+  async branch(owner: string, parentId: string, seq: number): Promise<MachineInfo> {
+    const parent = this.row(owner, parentId)
+    if (seq > parent.seq) throw new ServiceError('invalid', 'seq_out_of_range', `seq ${seq} is beyond the machine's seq ${parent.seq}`, 'seq')
+    this.reserveSlot(owner)
+    try {
+      const ops: OpRow[] = []
+      const events: EventRow[] = []
+      const copied = replay(parent.config, this.repo.opsUpTo(parentId, seq), {
+        onOp: (row, evs) => {
+          ops.push(row)
+          for (const e of evs) events.push(eventRow(e))
+        },
+      })
+      return await this.persistNew(owner, parent.config, copied.machine, { id: parentId, seq: copied.seq }, {
+        ops,
+        events,
+        opCount: copied.opCount,
+        seq: copied.seq,
+      })
+    } catch (err) {
+      if (err instanceof ReplayMismatch) throw this.diverged(parent.id, err)
+      throw err
+    } finally {
+      this.releaseSlot(owner)
+    }
+  }
+
+  get(owner: string, id: string): MachineInfo {
+    return info(this.row(owner, id))
+  }
+
+  list(owner: string, after: string, limit: number): { machines: MachineInfo[]; next: string | null } {
+    const rows = this.repo.listMachines(owner, after, limit)
+    return { machines: rows.map(info), next: rows.length === limit ? rows.at(-1)!.id : null }
+  }
+
+  async delete(owner: string, id: string): Promise<void> {
+    this.row(owner, id)
+    // Let any queued write for it land first, so the delete is the last word.
+    await this.live.get(id)?.committed.catch(() => {})
+    this.live.delete(id)
+    this.hub.closeMachine(id)
+    this.guardStorage(() => this.repo.deleteMachine(id))
+  }
+
+  /** The contract's state document: current, or rebuilt by replay as of `at`. */
+  async state(owner: string, id: string, at?: number): Promise<unknown> {
+    if (at === undefined) return (await this.session(owner, id)).machine.state()
+    const row = this.row(owner, id)
+    if (at > row.seq) throw new ServiceError('invalid', 'seq_out_of_range', `at=${at} is beyond the machine's seq ${row.seq}`, 'at')
+    return replay(row.config, this.repo.opsUpTo(id, at)).machine.state()
+  }
+
+  events(owner: string, id: string, q: EventQuery): string[] {
+    this.row(owner, id)
+    return this.repo.queryEvents(id, q)
+  }
+
+  /**
+   * Runs ops in order, stopping at the first refusal (the contract's batch rule), commits
+   * what ran and then publishes it. With an idempotency key, a retry of the same request
+   * gets the first reply instead of running again.
+   */
+  async apply(owner: string, id: string, ops: readonly unknown[], idem?: IdempotencyRequest): Promise<OpsOutcome & { replayed?: boolean }> {
+    if (!idem) return this.applyNow(owner, id, ops)
+    return this.idempotency.run(owner, id, idem, () => this.applyNow(owner, id, ops, idem))
+  }
+
+  private async applyNow(owner: string, id: string, ops: readonly unknown[], idem?: IdempotencyRequest): Promise<OpsOutcome> {
+    const s = await this.session(owner, id)
+    const results: Applied[] = []
+    const ws: WriteSet = { machineId: id, ops: [], events: [], head: { opCount: 0, seq: 0, status: '' } }
+    let refused: Refusal | null = null
+    for (let i = 0; i < ops.length; i++) {
+      const out = applyOp(s.machine, ops[i], i)
+      if (isRefusal(out)) {
+        refused = out
+        break
+      }
+      results.push(out)
+      s.opCount++
+      s.seq = out.events.at(-1)?.seq ?? s.seq
+      if (out.events.some((e) => e.type === 'halt')) s.status = 'halted'
+      ws.ops.push({ n: s.opCount, op: JSON.stringify(ops[i]), seqEnd: s.seq })
+      for (const e of out.events) ws.events.push(eventRow(e))
+    }
+    const outcome: OpsOutcome = { seq: s.seq, results, refused, skipped: ops.length - results.length - (refused ? 1 : 0) }
+    if (results.length === 0) return outcome
+    ws.head = { opCount: s.opCount, seq: s.seq, status: s.status }
+    if (s.opCount - s.lastCheckpointOp >= this.limits.checkpointEvery) {
+      ws.checkpoint = { opN: s.opCount, seq: s.seq, hash: stateHash(s.machine) }
+      s.lastCheckpointOp = s.opCount
+    }
+    if (idem) ws.idempotency = { owner, key: idem.key, requestHash: idem.hash, reply: JSON.stringify(outcome) }
+    this.counters.opsApplied += results.length
+    await this.commit(s, ws)
+    this.hub.publish(id, results.flatMap((r) => r.events))
+    return outcome
+  }
+
+  /** Commits a write set for a live machine; on failure the machine is dropped from memory,
+   *  because it has run ahead of the store, and comes back from the log on its next use. */
+  private async commit(s: Session, ws: WriteSet): Promise<void> {
+    const done = this.writer.commit(ws)
+    s.committed = done
+    s.pending++
+    try {
+      await done
+    } catch (err) {
+      if (this.live.get(s.id) === s) this.live.delete(s.id)
+      throw this.storageFailure(err)
+    } finally {
+      s.pending--
+    }
+  }
+
+  private async persistNew(
+    owner: string,
+    config: unknown,
+    machine: Machine,
+    parent: { id: string; seq: number } | null,
+    copied: { ops: OpRow[]; events: EventRow[]; opCount: number; seq: number },
+  ): Promise<MachineInfo> {
+    const id = newMachineId()
+    const row: MachineRow = {
+      id,
+      owner,
+      config,
+      effective: machine.config,
+      createdAt: new Date().toISOString(),
+      opCount: copied.opCount,
+      seq: copied.seq,
+      status: (machine.state() as { status: string }).status,
+      parentId: parent?.id ?? null,
+      parentSeq: parent?.seq ?? null,
+      diverged: null,
+    }
+    const s: Session = { id, owner, machine, opCount: row.opCount, seq: row.seq, status: row.status, lastCheckpointOp: row.opCount, committed: Promise.resolve(), pending: 0 }
+    await this.commit(s, {
+      machineId: id,
+      newMachine: { id, owner, config, effective: row.effective, createdAt: row.createdAt, parentId: row.parentId, parentSeq: row.parentSeq },
+      ops: copied.ops,
+      events: copied.events,
+      head: { opCount: row.opCount, seq: row.seq, status: row.status },
+      ...(row.opCount > 0 ? { checkpoint: { opN: row.opCount, seq: row.seq, hash: stateHash(machine) } } : {}),
+    })
+    this.remember(s)
+    return info(row)
+  }
+
+  /** The machine's row, or 404 when it does not exist or belongs to someone else. */
+  private row(owner: string, id: string): MachineRow {
+    const row = this.guardStorage(() => this.repo.getMachine(id))
+    if (!row || row.owner !== owner) throw notFound(`machine ${id}`)
+    return row
+  }
+
+  private async session(owner: string, id: string): Promise<Session> {
+    let s = this.live.get(id)
+    if (s && s.owner !== owner) throw notFound(`machine ${id}`)
+    if (s) {
+      // Reads must not see ops whose commit is still pending (a crash could take them back).
+      await s.committed.catch(() => {})
+      if (this.live.get(id) === s) {
+        this.remember(s)
+        return s
+      }
+    }
+    s = this.live.get(id) ?? this.restore(this.row(owner, id))
+    this.remember(s)
+    return s
+  }
+
+  /** Snapshot-free restore: replay the whole log, checking every stored checkpoint hash. */
+  private restore(row: MachineRow): Session {
+    if (row.diverged) throw new ServiceError('conflict', 'machine_diverged', `machine ${row.id} failed its restore check and is not served: ${row.diverged}`)
+    const started = performance.now()
+    try {
+      const checkpoints = this.repo.checkpoints(row.id)
+      const r = replay(row.config, this.repo.opsUpTo(row.id), { checkpoints })
+      if (r.opCount !== row.opCount || r.seq !== row.seq) {
+        throw new ReplayMismatch(`replay reached op ${r.opCount} seq ${r.seq}, the machine row says op ${row.opCount} seq ${row.seq}`)
+      }
+      this.log.debug({ machine: row.id, ops: r.opCount, ms: performance.now() - started }, 'machine restored')
+      return { id: row.id, owner: row.owner, machine: r.machine, opCount: r.opCount, seq: r.seq, status: row.status, lastCheckpointOp: checkpoints.at(-1)?.opN ?? 0, committed: Promise.resolve(), pending: 0 }
+    } catch (err) {
+      if (err instanceof ReplayMismatch) throw this.diverged(row.id, err)
+      throw err
+    }
+  }
+
+  private diverged(id: string, err: ReplayMismatch): ServiceError {
+    this.log.error({ machine: id, reason: err.message }, 'MACHINE DIVERGED: replay does not reproduce the stored state; machine marked and no longer served')
+    this.guardStorage(() => this.repo.markDiverged(id, err.message))
+    return new ServiceError('conflict', 'machine_diverged', `machine ${id} failed its restore check and is not served: ${err.message}`)
+  }
+
+  private remember(s: Session): void {
+    this.live.delete(s.id)
+    this.live.set(s.id, s)
+    // Oldest first; a machine with a commit in flight stays, or a restore could miss its ops.
+    for (const [id, old] of this.live) {
+      if (this.live.size <= this.limits.liveMachines) break
+      if (old.pending === 0) this.live.delete(id)
+    }
+  }
+
+  private reserveSlot(owner: string): void {
+    const pending = this.creating.get(owner) ?? 0
+    const count = this.guardStorage(() => this.repo.countMachines(owner))
+    if (count + pending >= this.limits.machinesPerOwner) {
+      throw new ServiceError('limit', 'machine_limit', `a principal may own at most ${this.limits.machinesPerOwner} machines; delete one first`)
+    }
+    this.creating.set(owner, pending + 1)
+  }
+
+  private releaseSlot(owner: string): void {
+    const left = (this.creating.get(owner) ?? 1) - 1
+    if (left === 0) this.creating.delete(owner)
+    else this.creating.set(owner, left)
+  }
+
+  private guardStorage<T>(fn: () => T): T {
+    try {
+      return fn()
+    } catch (err) {
+      throw this.storageFailure(err)
+    }
+  }
+
+  private storageFailure(err: unknown): unknown {
+    const code = (err as { code?: unknown }).code
+    if (err instanceof StorageError || (typeof code === 'string' && code.startsWith('SQLITE_'))) {
+      this.log.error({ err }, 'storage failure')
+      return new ServiceError('unavailable', 'storage_unavailable', 'the store could not complete this request; nothing was written, try again later')
+    }
+    return err
+  }
+}

@@ -1,0 +1,179 @@
+import t from 'tap'
+import { ServiceError } from '../../src/service/errors.js'
+import { config, openService, someOps } from './fixtures/service.js'
+
+const owner = 'alice'
+
+t.test('a machine comes back exactly after a restart, restored only when used', async (t) => {
+  const a = openService()
+  const m = await a.service.create(owner, config)
+  const out = await a.service.apply(owner, m.id, someOps)
+  t.equal(out.refused, null, 'the sample ops all apply')
+  const before = JSON.stringify(await a.service.state(owner, m.id))
+  a.db.close()
+
+  const b = openService(a.file)
+  t.equal(b.service.liveCount, 0, 'nothing is restored at start-up')
+  t.equal(b.service.get(owner, m.id).seq, out.seq, 'metadata needs no restore')
+  t.equal(b.service.liveCount, 0)
+  t.equal(JSON.stringify(await b.service.state(owner, m.id)), before)
+  t.equal(b.service.liveCount, 1)
+  const next = await b.service.apply(owner, m.id, [{ op: 'spawn', name: 'C' }])
+  t.equal(next.results[0]!.events[0]!.seq, out.seq + 1, 'seq continues without a gap')
+})
+
+t.test('a batch stops at the first refusal; earlier ops stay committed', async (t) => {
+  const { service } = openService()
+  const m = await service.create(owner, config)
+  const out = await service.apply(owner, m.id, [{ op: 'spawn', name: 'A' }, { op: 'kmap_local_page', pid: 9, page: 1 }, { op: 'spawn', name: 'B' }])
+  t.equal(out.results.length, 1)
+  t.match(out.refused, { index: 1, kind: 'refused', code: 'no_such_task' })
+  t.equal(out.skipped, 1)
+  t.equal(service.get(owner, m.id).opCount, 1)
+  const bad = await service.apply(owner, m.id, [{ op: 'kmap_local_page', page: 1 }])
+  t.match(bad.refused, { index: 0, kind: 'invalid', code: 'invalid_op', field: 'pid' })
+  t.equal(service.get(owner, m.id).opCount, 1, 'a refused op is not logged')
+})
+
+t.test('another principal cannot see, use or delete a machine', async (t) => {
+  const { service } = openService()
+  const m = await service.create(owner, config)
+  for (const attempt of [
+    () => service.get('bob', m.id),
+    () => service.state('bob', m.id),
+    () => service.apply('bob', m.id, [{ op: 'spawn', name: 'X' }]),
+    () => service.delete('bob', m.id),
+    () => service.branch('bob', m.id, 0),
+  ]) {
+    await t.rejects(async () => attempt(), { kind: 'not_found' })
+  }
+  t.same(service.list('bob', '', 10).machines, [])
+})
+
+t.test('state at a past seq and a branch from it agree with the original history', async (t) => {
+  const { service } = openService()
+  const m = await service.create(owner, config)
+  const r = await service.apply(owner, m.id, someOps.slice(0, 3))
+  const cut = r.seq
+  const then = JSON.stringify(await service.state(owner, m.id))
+  await service.apply(owner, m.id, someOps.slice(3))
+  t.equal(JSON.stringify(await service.state(owner, m.id, cut)), then)
+  // A cut inside an op's events falls back to the op boundary before it.
+  t.equal(JSON.stringify(await service.state(owner, m.id, cut + 1)), then)
+  const b = await service.branch(owner, m.id, cut)
+  t.same(b.parent, { id: m.id, seq: cut })
+  t.equal(JSON.stringify(await service.state(owner, b.id)), then)
+  t.same(service.events(owner, b.id, { after: 0, limit: 1000 }), service.events(owner, m.id, { after: 0, limit: 1000 }).slice(0, cut), 'the branch has the same trace up to the cut')
+  await t.rejects(service.state(owner, m.id, 10 ** 9), { kind: 'invalid', field: 'at' })
+})
+
+t.test('a restore that does not reproduce the stored state is refused loudly, and stays refused', async (t) => {
+  const a = openService()
+  const m = await a.service.create(owner, config)
+  await a.service.apply(owner, m.id, someOps)
+  t.ok(a.repo.checkpoints(m.id).length > 0, 'checkpoints were stored')
+  a.db.prepare("UPDATE checkpoints SET state_hash = 'x' WHERE machine_id = ?").run(m.id)
+  a.db.close()
+  const b = openService(a.file)
+  await t.rejects(b.service.state(owner, m.id), { kind: 'conflict', code: 'machine_diverged' })
+  t.match(b.logs.join(''), /MACHINE DIVERGED/)
+  t.match(b.service.get(owner, m.id).diverged, /checkpoint hash/)
+  await t.rejects(b.service.apply(owner, m.id, [{ op: 'spawn', name: 'Z' }]), { code: 'machine_diverged' })
+})
+
+t.test('a tampered op log is caught by the seq check', async (t) => {
+  const a = openService()
+  const m = await a.service.create(owner, config)
+  await a.service.apply(owner, m.id, someOps.slice(0, 3))
+  a.db.prepare("UPDATE ops SET op = ? WHERE machine_id = ? AND n = 3").run(JSON.stringify({ op: 'migrate_disable', pid: 1 }), m.id)
+  a.db.close()
+  const b = openService(a.file)
+  await t.rejects(b.service.state(owner, m.id), { code: 'machine_diverged' })
+})
+
+t.test('an idempotency key makes a retry return the first reply without running again', async (t) => {
+  const a = openService()
+  const m = await a.service.create(owner, config)
+  const idem = { key: 'k1', hash: 'h1' }
+  const [first, concurrent] = await Promise.all([
+    a.service.apply(owner, m.id, [{ op: 'spawn', name: 'A' }], idem),
+    a.service.apply(owner, m.id, [{ op: 'spawn', name: 'A' }], idem),
+  ])
+  t.same(concurrent.results, first.results)
+  t.equal(concurrent.replayed, true)
+  a.db.close()
+  const b = openService(a.file)
+  const later = await b.service.apply(owner, m.id, [{ op: 'spawn', name: 'A' }], idem)
+  t.equal(later.replayed, true, 'the reply survives a restart')
+  t.same(later.results, first.results)
+  t.equal(b.service.get(owner, m.id).opCount, 1, 'applied once')
+  await t.rejects(b.service.apply(owner, m.id, [{ op: 'spawn', name: 'B' }], { key: 'k1', hash: 'other' }), { code: 'idempotency_key_reused' })
+})
+
+t.test('limits: machines per principal, counting creations in flight', async (t) => {
+  const { service } = openService(undefined, { machinesPerOwner: 3 })
+  const made = await Promise.allSettled([1, 2, 3, 4, 5].map(() => service.create(owner, config)))
+  t.equal(made.filter((r) => r.status === 'fulfilled').length, 3)
+  const refused = made.find((r) => r.status === 'rejected') as PromiseRejectedResult
+  t.match(refused.reason, { kind: 'limit', code: 'machine_limit' })
+  await t.rejects(service.create(owner, { arch: 'x86_64', cpus: 1, config: { HIGHMEM: true } }), { kind: 'limit' })
+  const other = await service.create('bob', { arch: 'x86_32', cpus: 1 })
+  t.ok(other.id)
+})
+
+t.test('an invalid config is a 400-kind error naming the field', async (t) => {
+  const { service } = openService()
+  const err = (await service.create(owner, { arch: 'x86_64', cpus: 1, config: { HIGHMEM: true } }).catch((e: unknown) => e)) as ServiceError
+  t.type(err, ServiceError)
+  t.match(err, { kind: 'invalid', code: 'invalid_config', field: 'config.HIGHMEM' })
+})
+
+t.test('a failed commit drops the machine from memory; it comes back as committed', async (t) => {
+  const { service, db } = openService()
+  const m = await service.create(owner, config)
+  await service.apply(owner, m.id, someOps.slice(0, 2))
+  const committed = JSON.stringify(await service.state(owner, m.id))
+  db.pragma(`max_page_count = ${db.pragma('page_count', { simple: true }) as number}`)
+  const many = Array.from({ length: 400 }, (_, i) => ({ op: 'kmap', pid: 1, page: 0x40000 + i }))
+  await t.rejects(service.apply(owner, m.id, many), { kind: 'unavailable', code: 'storage_unavailable' })
+  t.equal(JSON.stringify(await service.state(owner, m.id)), committed, 'reads still work and show only committed ops')
+  db.pragma('max_page_count = 1073741823')
+  const again = await service.apply(owner, m.id, [{ op: 'spawn', name: 'C' }])
+  t.equal(again.refused, null)
+  t.equal(again.results[0]!.events[0]!.seq, JSON.parse(committed).seq + 1)
+})
+
+t.test('least recently used machines leave memory and come back on demand', async (t) => {
+  const { service } = openService(undefined, { liveMachines: 2 })
+  const ids = []
+  for (let i = 0; i < 4; i++) ids.push((await service.create(owner, config)).id)
+  t.equal(service.liveCount, 2)
+  for (const id of ids) await service.apply(owner, id, [{ op: 'spawn', name: 'A' }])
+  t.equal(service.liveCount, 2)
+  for (const id of ids) t.equal(((await service.state(owner, id)) as { seq: number }).seq, 2)
+})
+
+t.test('delete removes the machine and ends its streams', async (t) => {
+  const { service, hub } = openService()
+  const m = await service.create(owner, config)
+  hub.subscribe(m.id, {}, () => {})
+  await service.delete(owner, m.id)
+  t.equal(hub.subscribers, 0)
+  t.throws(() => service.get(owner, m.id), { kind: 'not_found' })
+})
+
+t.test('committed events are published, after commit, in order', async (t) => {
+  const { service, hub, repo } = openService()
+  const m = await service.create(owner, config)
+  const seen: number[] = []
+  hub.subscribe(m.id, {}, (msg) => {
+    if (msg.kind !== 'events') return
+    for (const e of msg.events) {
+      t.ok(repo.queryEvents(m.id, { after: e.seq - 1, limit: 1 }).length === 1, `event ${e.seq} was stored before it was published`)
+      seen.push(e.seq)
+    }
+  })
+  const out = await service.apply(owner, m.id, someOps)
+  await new Promise((r) => setImmediate(r))
+  t.same(seen, Array.from({ length: out.seq }, (_, i) => i + 1))
+})
