@@ -45,7 +45,7 @@ t.test('another principal cannot see, use or delete a machine', async (t) => {
     () => service.delete('bob', m.id),
     () => service.branch('bob', m.id, 0),
   ]) {
-    await t.rejects(async () => attempt(), { kind: 'not_found' })
+    await t.rejects(async () => attempt(), { name: 'ServiceError', kind: 'not_found' })
   }
   t.same(service.list('bob', '', 10).machines, [])
 })
@@ -64,7 +64,7 @@ t.test('state at a past seq and a branch from it agree with the original history
   t.same(b.parent, { id: m.id, seq: cut })
   t.equal(JSON.stringify(await service.state(owner, b.id)), then)
   t.same(service.events(owner, b.id, { after: 0, limit: 1000 }), service.events(owner, m.id, { after: 0, limit: 1000 }).slice(0, cut), 'the branch has the same trace up to the cut')
-  await t.rejects(service.state(owner, m.id, 10 ** 9), { kind: 'invalid', field: 'at' })
+  await t.rejects(service.state(owner, m.id, 10 ** 9), { name: 'ServiceError', kind: 'invalid', field: 'at' })
 })
 
 t.test('a restore that does not reproduce the stored state is refused loudly, and stays refused', async (t) => {
@@ -116,7 +116,7 @@ t.test('limits: machines per principal, counting creations in flight', async (t)
   t.equal(made.filter((r) => r.status === 'fulfilled').length, 3)
   const refused = made.find((r) => r.status === 'rejected') as PromiseRejectedResult
   t.match(refused.reason, { kind: 'limit', code: 'machine_limit' })
-  await t.rejects(service.create(owner, { arch: 'x86_64', cpus: 1, config: { HIGHMEM: true } }), { kind: 'limit' })
+  await t.rejects(service.create(owner, { arch: 'x86_64', cpus: 1, config: { HIGHMEM: true } }), { name: 'ServiceError', kind: 'limit' })
   const other = await service.create('bob', { arch: 'x86_32', cpus: 1 })
   t.ok(other.id)
 })
@@ -159,7 +159,7 @@ t.test('delete removes the machine and ends its streams', async (t) => {
   hub.subscribe(m.id, {}, () => {})
   await service.delete(owner, m.id)
   t.equal(hub.subscribers, 0)
-  t.throws(() => service.get(owner, m.id), { kind: 'not_found' })
+  t.throws(() => service.get(owner, m.id), { name: 'ServiceError', kind: 'not_found' })
 })
 
 t.test('committed events are published, after commit, in order', async (t) => {
