@@ -1,0 +1,102 @@
+// The fastify application: error handling, request ids and logging, auth and rate limits,
+// then exactly the routes of openapi.yaml, then the interactive docs.
+import { randomUUID } from 'node:crypto'
+import fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import type { Logger } from 'pino'
+import type { MachineService } from '../service/machines.js'
+import { authenticator, type Principal } from './auth.js'
+import { registerErrorHandling } from './errors.js'
+import type { Metrics } from './metrics.js'
+import { rateLimiter, type RateLimit } from './rate-limit.js'
+import { machineHandlers } from './routes/machines.js'
+import { operationHandlers } from './routes/operations.js'
+import { opHandlers } from './routes/ops.js'
+import { traceHandlers } from './routes/traces.js'
+import type { Handlers } from './routes/types.js'
+import { loadSpec, type Spec } from './spec.js'
+import { validatorCompiler } from './validation.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: string
+  }
+  interface FastifyContextConfig {
+    public?: boolean
+  }
+  interface FastifyInstance {
+    /** Every route registered, as `METHOD url`: the spec-agreement test compares it with openapi.yaml. */
+    routeList: string[]
+  }
+}
+
+export interface AppOptions {
+  service: MachineService
+  metrics: Metrics
+  principals: readonly Principal[]
+  logger: Logger
+  ready: () => boolean
+  maxBatch: number
+  bodyLimit: number
+  rate: RateLimit
+  spec?: Spec
+}
+
+const REQUEST_ID = /^[A-Za-z0-9_.:-]{1,64}$/
+
+export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
+  const spec = opts.spec ?? loadSpec()
+  const app = fastify({
+    loggerInstance: opts.logger as FastifyBaseLogger,
+    bodyLimit: opts.bodyLimit,
+    // The spec lists no HEAD routes, and the app must match the spec exactly.
+    exposeHeadRoutes: false,
+    // A client may name its request; anything else gets a fresh id.
+    genReqId: (req) => {
+      const given = req.headers['x-request-id']
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
+    },
+    requestIdLogLabel: 'reqId',
+    routerOptions: { maxParamLength: 200 },
+  })
+  app.setValidatorCompiler(validatorCompiler)
+  app.decorate('routeList', [] as string[])
+  app.addHook('onRoute', (route) => {
+    for (const m of [route.method].flat()) app.routeList.push(`${m} ${route.url}`)
+  })
+  registerErrorHandling(app)
+  app.decorateRequest('principal', '')
+
+  const authenticate = authenticator(opts.principals)
+  const limit = rateLimiter(opts.rate)
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id)
+    if (req.routeOptions.config.public !== false) return
+    req.principal = authenticate(req)
+    limit(req.principal)
+  })
+  app.addHook('onResponse', async (req, reply) => {
+    opts.metrics.countRequest(req.method, req.routeOptions.url ?? 'unmatched', reply.statusCode)
+  })
+
+  const ctx = { service: opts.service, maxBatch: opts.maxBatch }
+  const handlers: Handlers = {
+    ...operationHandlers({ metrics: opts.metrics, specText: spec.text, ready: opts.ready }),
+    ...machineHandlers(ctx),
+    ...opHandlers(ctx),
+    ...traceHandlers(ctx),
+  }
+  const unused = new Set(Object.keys(handlers))
+  for (const op of spec.operations) {
+    const handler = handlers[op.operationId]
+    if (!handler) throw new Error(`openapi.yaml names operation ${op.operationId}, which has no handler`)
+    unused.delete(op.operationId)
+    app.route({ method: op.method, url: op.url, schema: op.schema, handler, config: { public: op.public } })
+  }
+  if (unused.size > 0) throw new Error(`handlers missing from openapi.yaml: ${[...unused].join(', ')}`)
+
+  await app.register(swagger, { mode: 'static', specification: { document: spec.document as never } })
+  await app.register(swaggerUi, { routePrefix: '/docs' })
+  return app
+}

@@ -1,0 +1,55 @@
+// Ops in, results out. A single op answers with its own status (its refusal is the
+// request's error); a batch always answers 200 and says where it stopped.
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { requestHash, type IdempotencyRequest } from '../../service/idempotency.js'
+import type { OpsOutcome } from '../../service/machines.js'
+import type { Refusal } from '../../service/model.js'
+import { HttpError } from '../errors.js'
+import type { Handlers, MachineParams, RouteContext } from './types.js'
+
+function idempotency(req: FastifyRequest, operation: string): IdempotencyRequest | undefined {
+  const key = req.headers['idempotency-key']
+  if (typeof key !== 'string') return undefined
+  return { key, hash: requestHash(operation, (req.params as MachineParams).id, req.body) }
+}
+
+function refusalError(r: Refusal, field: string | undefined): HttpError {
+  return new HttpError(r.kind === 'invalid' ? 400 : 409, r.code, r.message, field)
+}
+
+function markReplay(reply: FastifyReply, outcome: { replayed?: boolean }): void {
+  if (outcome.replayed) reply.header('idempotent-replayed', 'true')
+}
+
+/** One op's reply: `{seq, result, events}`, or its refusal as the request's error. */
+function single(outcome: OpsOutcome & { replayed?: boolean }, reply: FastifyReply): unknown {
+  markReplay(reply, outcome)
+  const first = outcome.results[0]
+  if (!first) throw refusalError(outcome.refused!, outcome.refused!.field)
+  return { seq: outcome.seq, result: first.result, events: first.events }
+}
+
+export function opHandlers({ service, maxBatch }: RouteContext): Handlers {
+  return {
+    applyOps: async (req, reply) => {
+      const { id } = req.params as MachineParams
+      const body = req.body as { ops?: unknown[] }
+      if (!body.ops) return single(await service.apply(req.principal, id, [body], idempotency(req, 'applyOps')), reply)
+      if (body.ops.length > maxBatch) {
+        throw new HttpError(413, 'batch_too_large', `a batch holds at most ${maxBatch} ops; this one has ${body.ops.length}`, 'ops')
+      }
+      const outcome = await service.apply(req.principal, id, body.ops, idempotency(req, 'applyOps'))
+      markReplay(reply, outcome)
+      const { replayed: _, refused, ...rest } = outcome
+      const field = refused?.field === undefined ? undefined : `ops[${refused.index}].${refused.field}`
+      return { ...rest, refused: refused && { ...refused, ...(field ? { field } : {}) } }
+    },
+    spawnTask: async (req, reply) => {
+      const { id } = req.params as MachineParams
+      const op = { op: 'spawn', ...(req.body as object) }
+      const out = single(await service.apply(req.principal, id, [op], idempotency(req, 'spawnTask')), reply)
+      reply.code(201)
+      return out
+    },
+  }
+}

@@ -1,0 +1,102 @@
+// Reads the environment, opens the store, builds the app, listens, and shuts down cleanly on
+// SIGTERM/SIGINT: stop accepting, let in-flight requests finish, commit, close the database.
+import { realpathSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import type { FastifyInstance } from 'fastify'
+import pino, { type Logger } from 'pino'
+import { buildApp } from './api/app.js'
+import { Metrics } from './api/metrics.js'
+import { readSettings, SettingsError, type Settings } from './api/settings.js'
+import { Hub } from './service/hub.js'
+import { MachineService } from './service/machines.js'
+import { openDb, type Db } from './store/db.js'
+import { Repo } from './store/repo.js'
+import { GroupWriter } from './store/writer.js'
+
+export interface Lab {
+  app: FastifyInstance
+  db: Db
+  service: MachineService
+  hub: Hub
+  /** Stops the app (draining requests), flushes the last commits and closes the database. */
+  close: () => Promise<void>
+}
+
+export function createLogger(level: string): Logger {
+  // Tokens travel only in the Authorization header; redact it wherever a header dump appears.
+  return pino({ level, redact: ['req.headers.authorization', 'headers.authorization'] })
+}
+
+export async function createLab(settings: Settings, logger: Logger = createLogger(settings.logLevel)): Promise<Lab> {
+  const db = openDb(settings.dbFile, { durability: settings.durability })
+  const repo = new Repo(db)
+  const hub = new Hub()
+  let metrics: Metrics | undefined
+  const writer = new GroupWriter(repo, (stats) => metrics?.observeCommit(stats))
+  const service = new MachineService(repo, writer, hub, settings.limits, logger)
+  metrics = new Metrics({
+    opsApplied: () => service.counters.opsApplied,
+    liveMachines: () => service.liveCount,
+    subscribers: () => hub.subscribers,
+  })
+  let ready = true
+  const app = await buildApp({
+    service,
+    metrics,
+    principals: settings.principals,
+    logger,
+    ready: () => ready,
+    maxBatch: settings.limits.maxBatch,
+    bodyLimit: settings.limits.bodyLimit,
+    rate: settings.limits.rate,
+  })
+  const close = async (): Promise<void> => {
+    ready = false
+    await app.close()
+    writer.flush()
+    db.close()
+  }
+  return { app, db, service, hub, close }
+}
+
+async function main(): Promise<void> {
+  let settings: Settings
+  try {
+    settings = readSettings(process.env)
+  } catch (err) {
+    if (!(err instanceof SettingsError)) throw err
+    console.error(`kmaplab: ${err.message}`)
+    process.exit(2)
+  }
+  const logger = createLogger(settings.logLevel)
+  const lab = await createLab(settings, logger)
+  let stopping = false
+  const stop = (signal: string): void => {
+    if (stopping) return
+    stopping = true
+    logger.info({ signal }, 'shutting down: draining requests')
+    lab.close().then(
+      () => {
+        logger.info('stopped')
+        logger.flush()
+        process.exit(0)
+      },
+      (err: unknown) => {
+        logger.error({ err }, 'shutdown failed')
+        process.exit(1)
+      },
+    )
+  }
+  process.once('SIGTERM', () => stop('SIGTERM'))
+  process.once('SIGINT', () => stop('SIGINT'))
+  await lab.app.listen({ host: settings.host, port: settings.port })
+}
+
+// Run only when executed (node dist/server.js), not when a test imports createLab.
+const entry = process.argv[1]
+if (entry && realpathSync(entry) === fileURLToPath(import.meta.url)) {
+  main().catch((err: unknown) => {
+    console.error('kmaplab failed to start:', err instanceof Error ? err.message : err)
+    process.exit(1)
+  })
+}
