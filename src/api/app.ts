@@ -7,7 +7,7 @@ import swaggerUi from '@fastify/swagger-ui'
 import type { Logger } from 'pino'
 import type { MachineService } from '../service/machines.js'
 import { authenticator, type Principal } from './auth.js'
-import { registerErrorHandling } from './errors.js'
+import { frameworkErrors, registerErrorHandling } from './errors.js'
 import type { Metrics } from './metrics.js'
 import { rateLimiter, type RateLimit } from './rate-limit.js'
 import { machineHandlers } from './routes/machines.js'
@@ -59,6 +59,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     },
     requestIdLogLabel: 'reqId',
     routerOptions: { maxParamLength: 200 },
+    frameworkErrors,
   })
   app.setValidatorCompiler(validatorCompiler)
   app.decorate('routeList', [] as string[])

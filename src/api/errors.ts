@@ -40,6 +40,7 @@ const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_CTP_EMPTY_JSON_BODY: 'invalid_body',
   FST_ERR_CTP_INVALID_JSON_BODY: 'invalid_json',
   FST_ERR_BAD_URL: 'bad_url',
+  FST_ERR_MAX_PARAM_LENGTH: 'uri_too_long',
   FST_ERR_ASYNC_CONSTRAINT: 'bad_request',
 }
 
@@ -68,6 +69,12 @@ export function toReply(err: FastifyError | Error): { status: number; body: Erro
 
 function body(code: string, message: string, field?: string): ErrorBody {
   return { error: field === undefined ? { code, message } : { code, message, field } }
+}
+
+/** For the errors fastify raises before routing (bad URL encoding, over-long path parameters). */
+export function frameworkErrors(err: FastifyError, _req: FastifyRequest, reply: FastifyReply): void {
+  const { status, body: payload } = toReply(err)
+  void reply.code(status).send(payload)
 }
 
 export function registerErrorHandling(app: FastifyInstance): void {
