@@ -6,6 +6,7 @@ import {
   P32,
   P32d,
   P32f,
+  P32h,
   L1,
   L2,
   H,
@@ -343,4 +344,38 @@ t.test('§2.3/§3.1 property: LIFO map/unmap on any CPU follows the fixmap formu
     { numRuns: 60 },
   );
   t.pass('property held');
+});
+
+t.test('§4 no check that the unmapping context is the mapping one: an interrupt can pop the task\'s slot', async (t) => {
+  const { m, pid } = bootWithTask(P32(), 0);
+  ap(m, { op: 'kmap_local_page', pid, page: H1 });
+  ap(m, { op: 'irq_enter', cpu: 0 });
+  ap(m, { op: 'kunmap_local', cpu: 0, addr: '0xfffbb000' });
+  t.strictSame(diagIds(m), [], 'address matches the top slot: no warning at all');
+  ap(m, { op: 'irq_exit', cpu: 0 });
+  t.strictSame(ctr(m, pid), { kidx: 0, mig: 0, pc: 0, pf: 0 }, "the task's mapping is gone");
+  t.strictSame(m.state().fixmap, []);
+});
+
+t.test('§3.2/§4 kunmap_atomic with a wrong address: W4, top popped, one atomic level undone', async (t) => {
+  const { m, pid } = bootWithTask(P32(), 0);
+  ap(m, { op: 'kmap_atomic', pid, page: H1 }); // 0xfffbb000
+  ap(m, { op: 'kmap_atomic', pid, page: H2 }); // 0xfffba000
+  t.strictSame(ctr(m, pid), { kidx: 2, mig: 2, pc: 2, pf: 2 });
+  ap(m, { op: 'kunmap_atomic', pid, addr: '0xfffbb000' });
+  t.strictSame(diagIds(m), ['W4']);
+  t.strictSame(ptes(m), [[68, H1, 'PAGE_KERNEL']], 'H2 (top) torn down');
+  t.strictSame(ctr(m, pid), { kidx: 1, mig: 1, pc: 1, pf: 1 });
+});
+
+t.test('§2.1 DEBUG_HIGHMEM implies FORCE_MAP on x86: lowmem pages go through guard-spaced slots', async (t) => {
+  const { m, pid } = bootWithTask(P32h(), 3);
+  // CPU 3, debug: slot 1 = index 68 + 1 + 99 = 168 -> 0xfff57000
+  t.strictSame(ap(m, { op: 'kmap_local_page', pid, page: L1 }).result, { addr: '0xfff57000', slot: 1, fixIdx: 168 });
+  t.strictSame(ctr(m, pid), { kidx: 2, mig: 1, pc: 0, pf: 0 });
+});
+
+t.test('§2.4 PAE does not move the kmap slots (same FIX_KMAP_BEGIN / FIXADDR_TOP)', async (t) => {
+  const { m, pid } = bootWithTask(P32({ config: { X86_PAE: true } }), 2);
+  t.strictSame(ap(m, { op: 'kmap_local_page', pid, page: H1 }).result, { addr: '0xfff9b000', slot: 0, fixIdx: 100 });
 });

@@ -1,6 +1,7 @@
 // Spec §3.5 and §7: the persistent kmap pool (kmap / kunmap / kmap_flush_unused),
 // B6, B7, wrap and flush, sleeping when full. P32: PKMAP_BASE 0xff800000, LAST_PKMAP 1024.
 import t from 'tap';
+import fc from 'fast-check';
 import {
   P32,
   L1,
@@ -19,6 +20,7 @@ import {
   kernelView,
   expectHalted,
   type Machine,
+  type ApplyOut,
 } from '../fixtures/helpers.js';
 
 const slots = (m: Machine) => [...(m.state().pkmap?.slots ?? [])].sort((a, b) => a.nr - b.nr);
@@ -171,4 +173,125 @@ t.test('§7.2 sleeping kmap when the pool is full; completes after a kunmap free
   const x = evs(w, 'kmap').find((e) => e.pid === X);
   t.equal(x?.addr, '0xff807000', "X's kmap event emitted when it finished");
   t.strictSame(diagIds(m), []);
+});
+
+t.test('§7.2 two sleepers for the same page: the second finds it mapped and adds its count', async (t) => {
+  const m = createMachine(P32());
+  const A = spawn(m, 'A', 0);
+  const X = spawn(m, 'X', 1);
+  const Y = spawn(m, 'Y', 2);
+  fill(m, A, 1024);
+  t.strictSame(ap(m, { op: 'kmap', pid: X, page: H(1025) }).result, { blocked: true });
+  t.strictSame(ap(m, { op: 'kmap', pid: Y, page: H(1025) }).result, { blocked: true });
+  t.strictSame([...(m.state().pkmap?.waiters ?? [])].sort(), [X, Y]);
+  const w = ap(m, { op: 'kunmap', pid: A, page: H(7) }); // slot 7 -> count 1, wake all
+  t.equal(globalFlushes(w).length, 1, 'one wrap flush');
+  t.strictSame(task(m, X).lastResult, { addr: '0xff807000' });
+  t.strictSame(task(m, Y).lastResult, { addr: '0xff807000' });
+  t.strictSame(slots(m).find((s) => s.nr === 7), { nr: 7, addr: '0xff807000', pfn: H(1025), count: 3 }, 'two users -> count 3');
+  t.strictSame(m.state().pkmap?.waiters, []);
+  t.strictSame(diagIds(m), []);
+});
+
+t.test('§7.2 kunmap dropping a count to 2 or more wakes nobody', async (t) => {
+  const m = createMachine(P32());
+  const A = spawn(m, 'A', 0);
+  const X = spawn(m, 'X', 1);
+  fill(m, A, 1024);
+  ap(m, { op: 'kmap', pid: X, page: H(1025) });
+  ap(m, { op: 'kmap', pid: A, page: H(3) }); // count 3
+  const r = ap(m, { op: 'kunmap', pid: A, page: H(3) }); // count 2
+  t.equal(evs(r, 'pkmap_wake').length, 0);
+  t.equal(task(m, X).state, 'sleeping');
+  t.strictSame(m.state().pkmap?.waiters, [X]);
+});
+
+t.test('§7.2 property: random kmap/kunmap/kmap_flush_unused follow the spec pseudo-code (PAE, LAST_PKMAP 512)', async (t) => {
+  let wraps = 0;
+  fc.assert(
+    fc.property(
+      fc.array(fc.record({ kind: fc.integer({ min: 0, max: 9 }), page: fc.integer({ min: 0, max: 39 }) }), {
+        minLength: 300,
+        maxLength: 700,
+      }),
+      (cmds) => {
+        const LAST = 512;
+        const BASE = 0xff800000;
+        const hex = (n: number) => '0x' + (BASE + n * 4096).toString(16);
+        const { m, pid } = bootWithTask(P32({ config: { X86_PAE: true } }), 0);
+        // reference state, straight from spec §7.2
+        const count = new Array<number>(LAST).fill(0);
+        const ptePfn = new Array<number | null>(LAST).fill(null);
+        const vaddr = new Map<number, number>();
+        let last = 0;
+        const held = new Map<number, number>();
+        const flushAllZero = (): boolean => {
+          let any = false;
+          for (let n = 0; n < LAST; n++) {
+            if (count[n] !== 1) continue;
+            count[n] = 0;
+            const p = ptePfn[n];
+            if (p !== null && p !== undefined) vaddr.delete(p);
+            ptePfn[n] = null;
+            any = true;
+          }
+          return any;
+        };
+        const check = (out: ApplyOut, expectFlush: boolean): boolean => {
+          if (globalFlushes(out).length !== (expectFlush ? 1 : 0)) return false;
+          const want = [];
+          for (let n = 0; n < LAST; n++) {
+            if ((count[n] ?? 0) > 0) want.push({ nr: n, addr: hex(n), pfn: ptePfn[n], count: count[n] });
+          }
+          if (JSON.stringify(slots(m)) !== JSON.stringify(want)) return false;
+          return m.state().pkmap?.lastPkmapNr === last;
+        };
+        const kmap = (pfn: number): boolean => {
+          let expectFlush = false;
+          let nr = vaddr.get(pfn);
+          if (nr === undefined) {
+            for (;;) {
+              last = (last + 1) % LAST;
+              if (last === 0) {
+                wraps++;
+                if (flushAllZero()) expectFlush = true;
+              }
+              if (count[last] === 0) break;
+            }
+            nr = last;
+            ptePfn[nr] = pfn;
+            count[nr] = 1;
+            vaddr.set(pfn, nr);
+          }
+          count[nr] = (count[nr] ?? 0) + 1;
+          held.set(pfn, (held.get(pfn) ?? 0) + 1);
+          const out = ap(m, { op: 'kmap', pid, page: pfn });
+          return out.result.addr === hex(nr) && check(out, expectFlush);
+        };
+        const kunmap = (pfn: number): boolean => {
+          const nr = vaddr.get(pfn)!;
+          count[nr] = (count[nr] ?? 0) - 1;
+          held.set(pfn, (held.get(pfn) ?? 0) - 1);
+          return check(ap(m, { op: 'kunmap', pid, page: pfn }), false);
+        };
+        // prelude: 480 pages mapped and released (count 1): cursor at 480, wrap comes soon
+        for (let i = 0; i < 480; i++) {
+          if (!kmap(H(1001 + i)) || !kunmap(H(1001 + i))) return false;
+        }
+        for (const { kind, page } of cmds) {
+          const pfn = H(page + 1);
+          const h = held.get(pfn) ?? 0;
+          if (kind <= 1) {
+            const expectFlush = flushAllZero();
+            if (!check(ap(m, { op: 'kmap_flush_unused', pid }), expectFlush)) return false;
+          } else if (kind <= 5 ? h < 2 : h === 0) {
+            if (!kmap(pfn)) return false;
+          } else if (!kunmap(pfn)) return false;
+        }
+        return m.state().diagnostics.length === 0 && m.state().status === 'running';
+      },
+    ),
+    { numRuns: 8 },
+  );
+  t.ok(wraps > 0, `the generated runs wrapped the pool (${wraps} wraps)`);
 });

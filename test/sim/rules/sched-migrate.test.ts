@@ -327,3 +327,16 @@ t.test('§9.2/§9.3 copy_to_user: faults are handled in kmap_local, not with pag
   t.strictSame(ap(m, { op: 'copy_to_user', pid, bytes: 4096, userPresent: false }).result, { notCopied: 4096 });
   t.strictSame(ap(m, { op: 'copy_to_user', pid, bytes: 4096, userPresent: true }).result, { notCopied: 0 });
 });
+
+t.test('contract §4: switch_to names the next task', async (t) => {
+  const m = createMachine(P32());
+  const A = spawn(m, 'A', 1);
+  const B = spawn(m, 'B', 1);
+  const C = spawn(m, 'C', 1);
+  ap(m, { op: 'kmap_local_page', pid: A, page: H1 });
+  ap(m, { op: 'switch_to', cpu: 1, pid: C });
+  t.equal(cpu(m, 1).current, C);
+  t.strictSame([...cpu(m, 1).runqueue].sort(), [A, B]);
+  t.strictSame(m.state().fixmap, []);
+  t.equal(task(m, B).state, 'runnable');
+});
