@@ -27,6 +27,25 @@ export function hex(n: number): string {
 
 const HEX_RE = /^0x[0-9a-fA-F]{1,16}$/
 
+function hexDigit(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48
+  if (c >= 97 && c <= 102) return c - 87
+  if (c >= 65 && c <= 70) return c - 55
+  return -1
+}
+
+/** Value of "0x" plus 1-13 hex digits, or -1: parsed by hand since it runs on every unmap. */
+function shortHex(s: string): number {
+  if (s.length < 3 || s.charCodeAt(0) !== 48 || s.charCodeAt(1) !== 120) return -1
+  let n = 0
+  for (let i = 2; i < s.length; i++) {
+    const d = hexDigit(s.charCodeAt(i))
+    if (d < 0) return -1
+    n = n * 16 + d
+  }
+  return n
+}
+
 /**
  * Parses an address given as a hex string (or a non-negative safe integer) that must be
  * below 2^bits. Throws `make(field, rule)` otherwise.
@@ -37,12 +56,18 @@ export function parseAddr(
   field: string,
   make: new (field: string, rule: string) => ValidationError,
 ): VAddr {
-  let big: bigint
-  if (typeof value === 'string' && HEX_RE.test(value)) big = BigInt(value)
-  else if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) big = BigInt(value)
-  else throw new make(field, 'must be an address: a hex string such as "0xfff9b000"')
-  if (big >= 1n << BigInt(bits)) throw new make(field, `must be below 2^${bits} on this architecture`)
-  return { vpn: Number(big >> 12n), off: Number(big & 0xfffn) }
+  if (typeof value === 'string' && value.length > 15) {
+    // More than 13 hex digits (52 bits) is past a double's exact range: go through BigInt.
+    if (!HEX_RE.test(value)) throw new make(field, 'must be an address: a hex string such as "0xfff9b000"')
+    const big = BigInt(value)
+    if (big >= 1n << BigInt(bits)) throw new make(field, `must be below 2^${bits} on this architecture`)
+    return { vpn: Number(big >> 12n), off: Number(big & 0xfffn) }
+  }
+  const n = typeof value === 'string' ? shortHex(value) : typeof value === 'number' && Number.isSafeInteger(value) ? value : -1
+  if (n < 0) throw new make(field, 'must be an address: a hex string such as "0xfff9b000"')
+  if (n >= 2 ** bits) throw new make(field, `must be below 2^${bits} on this architecture`)
+  const off = n % PAGE_SIZE
+  return { vpn: (n - off) / PAGE_SIZE, off }
 }
 
 /** A physical address or size: hex string or safe integer, below 2^52. */

@@ -104,7 +104,7 @@ const X86_32_PAGE_OFFSET = 0xc0000000
 /** 68 on a typical SMP build: FIX_HOLE, DBGP, EARLYCON, APIC, 64 IO-APIC entries (spec 2.4). */
 const X86_32_FIX_KMAP_BEGIN = 68
 /** round_up(VSYSCALL_ADDR + PAGE_SIZE, PMD_SIZE) - PAGE_SIZE (spec 2.5). */
-const X86_64_FIXADDR_TOP_VPN = 0xfffffffff7ff
+const X86_64_FIXADDR_TOP_VPN = 0xffffffffff7ff
 /** 511 (VSYSCALL_PAGE) + DBGP, EARLYCON, APIC + 128 IO-APIC entries (spec 2.5). */
 const X86_64_FIX_KMAP_BEGIN = 643
 const X86_64_DIRECT_MAP_VPN = 0xffff888000000
@@ -273,7 +273,7 @@ export function parseConfig(input: unknown): { layout: Layout; effective: Effect
     }
   } else {
     directMapVpn = lay.directMapBase !== undefined ? pageAligned('layout.directMapBase', lay.directMapBase) : X86_64_DIRECT_MAP_VPN
-    if (directMapVpn < 0xffff80000000 || directMapVpn > 0xffffc0000000)
+    if (directMapVpn < 0xffff800000000 || directMapVpn > 0xffffc00000000)
       fail('layout.directMapBase', 'must lie in the kernel half, between 0xffff800000000000 and 0xffffc00000000000')
     maxPfn = 2 ** 34 // MAX_PHYSMEM_BITS 46 with 4-level paging
   }

@@ -27,6 +27,7 @@ import {
   preemptSwitch,
   requestMove,
   scheduleDebug,
+  stopperVisit,
   wakeUpProcess,
 } from './sched.js'
 import { KMAP_PROT, Task, type Ctx } from './task.js'
@@ -55,20 +56,20 @@ function sleepCurrent(k: Kernel, ctx: Ctx, wait: Task['wait']): void {
 }
 
 export const HANDLERS: Record<OpName, Handler> = {
-  kmap_local_page: (k, ctx, a) => ({ ...kmapLocalPage(k, c(ctx), a.page!, KMAP_PROT, 'kmap_local_page') }),
-  kmap_local_page_prot: (k, ctx, a) => ({ ...kmapLocalPage(k, c(ctx), a.page!, a.prot!, 'kmap_local_page_prot') }),
-  kmap_local_pfn: (k, ctx, a) => ({ ...kmapLocalPfn(k, c(ctx), a.pfn!, 'kmap_local_pfn') }),
-  kmap_atomic: (k, ctx, a) => ({ ...kmapAtomicProt(k, c(ctx), a.page!, KMAP_PROT, 'kmap_atomic') }),
-  kmap_atomic_prot: (k, ctx, a) => ({ ...kmapAtomicProt(k, c(ctx), a.page!, a.prot!, 'kmap_atomic_prot') }),
-  kmap_atomic_pfn: (k, ctx, a) => ({ ...kmapAtomicPfn(k, c(ctx), a.pfn!, 'kmap_atomic_pfn') }),
+  kmap_local_page: (k, ctx, a) => kmapLocalPage(k, c(ctx), a.page!, KMAP_PROT, 'kmap_local_page'),
+  kmap_local_page_prot: (k, ctx, a) => kmapLocalPage(k, c(ctx), a.page!, a.prot!, 'kmap_local_page_prot'),
+  kmap_local_pfn: (k, ctx, a) => kmapLocalPfn(k, c(ctx), a.pfn!, 'kmap_local_pfn'),
+  kmap_atomic: (k, ctx, a) => kmapAtomicProt(k, c(ctx), a.page!, KMAP_PROT, 'kmap_atomic'),
+  kmap_atomic_prot: (k, ctx, a) => kmapAtomicProt(k, c(ctx), a.page!, a.prot!, 'kmap_atomic_prot'),
+  kmap_atomic_pfn: (k, ctx, a) => kmapAtomicPfn(k, c(ctx), a.pfn!, 'kmap_atomic_pfn'),
   kunmap_local: (k, ctx, a) => (kunmapLocal(k, c(ctx), a.addr!, 'kunmap_local'), EMPTY),
   kunmap_atomic: (k, ctx, a) => (kunmapAtomic(k, c(ctx), a.addr!, 'kunmap_atomic'), EMPTY),
   kmap: (k, ctx, a) => kmap(k, c(ctx), a.page!),
   kunmap: (k, ctx, a) => (kunmap(k, c(ctx), a.page!), EMPTY),
   kmap_flush_unused: (k, ctx) => (kmapFlushUnused(k, c(ctx)), EMPTY),
   kmap_to_page: (k, ctx, a) => kmapToPage(k, c(ctx), a.addr!),
-  io_mapping_map_local_wc: (k, ctx, a) => ({ ...ioMappingMapLocalWc(k, c(ctx), k.ioMappings.get(a.mapping!)!, a.offset!) }),
-  io_mapping_map_atomic_wc: (k, ctx, a) => ({ ...ioMappingMapAtomicWc(k, c(ctx), k.ioMappings.get(a.mapping!)!, a.offset!) }),
+  io_mapping_map_local_wc: (k, ctx, a) => ioMappingMapLocalWc(k, c(ctx), k.ioMappings.get(a.mapping!)!, a.offset!),
+  io_mapping_map_atomic_wc: (k, ctx, a) => ioMappingMapAtomicWc(k, c(ctx), k.ioMappings.get(a.mapping!)!, a.offset!),
   io_mapping_unmap_local: (k, ctx, a) => (ioMappingUnmapLocal(k, c(ctx), a.addr!), EMPTY),
   io_mapping_unmap_atomic: (k, ctx, a) => (ioMappingUnmapAtomic(k, c(ctx), a.addr!), EMPTY),
 
@@ -139,12 +140,16 @@ export const HANDLERS: Record<OpName, Handler> = {
     }
     t.cpusMask = cpus
     k.emitCtx(x, 'affinity', { target: t.pid, cpus })
-    if (cpus.includes(t.cpu) || t.state === 'sleeping') return { ret: 0 }
+    if (cpus.includes(t.cpu)) return { ret: 0 }
     requestMove(k, t)
-    // The stopper moves a task at once unless it is pinned or cannot be preempted yet;
-    // another task's caller then waits for the move (affine_move_task's completion).
-    const now = t.migrationDisabled === 0 && (t.state !== 'running' || preemptible(k, k.cpu(t.cpu)))
-    if (t === x.task || now) return { ret: 0 }
+    // affine_move_task(): the stopper moves the task at once unless it is pinned (then the
+    // move waits for its outermost migrate_enable, even while it sleeps) or cannot be
+    // preempted yet; another task's caller waits for the move's completion.
+    const targetCpu = k.cpu(t.cpu)
+    const canPreempt = t.state !== 'running' || preemptible(k, targetCpu)
+    if (t.migrationDisabled === 0 && canPreempt) return { ret: 0 }
+    if (t === x.task) return { ret: 0 }
+    if (t.state === 'running' && canPreempt) stopperVisit(k, targetCpu)
     sleepCurrent(k, x, { kind: 'affinity', target: t.pid })
     return { blocked: true }
   },

@@ -62,7 +62,7 @@ export class Kernel {
   readonly fixmap: (Pte | null)[]
   readonly pool: PkmapPool | null
   readonly ioMappings = new Map<number, IoMapping>()
-  nextIomemVpn = 0xffffc9000000
+  nextIomemVpn = 0xffffc90000000
   status: 'running' | 'halted' = 'running'
   haltReason: string | null = null
 
@@ -78,8 +78,12 @@ export class Kernel {
   seq = 0
   ts = 0
   out: SimEvent[] = []
-  /** The task whose counters the current op may change, and their values at op start. */
-  watched: { ctx: Ctx; pc: number; pf: number; mig: number; idx: number } | null = null
+  /** The context whose task's counters the current op may change, and their last traced values. */
+  watched: Ctx | null = null
+  private wPc = 0
+  private wPf = 0
+  private wMig = 0
+  private wIdx = 0
   /** Tasks switched in that still have a blocking op to finish. */
   readonly resumeQueue: Task[] = []
   /** Tasks whose affinity excludes their CPU, waiting for the stopper to move them. */
@@ -122,8 +126,29 @@ export class Kernel {
     return (this.fixAddrCache[idx] ??= hexAddr(this.fixToVpn(idx)))
   }
 
+  /** The cached string of a page in the kmap window, or null outside it. */
+  fixmapWindowAddr(vpn: number): string | null {
+    const idx = this.layout.fixaddrTopVpn - vpn
+    return idx >= 0 && idx < this.fixmap.length ? this.fixAddr(idx) : null
+  }
+
   advance(ns: number): void {
     this.ts += ns
+  }
+
+  /**
+   * Stamps seq and ts on an event literal the caller built whole (seq and ts as 0): the
+   * hot paths (map, unmap, PTE writes, flushes, counters) avoid the copy `emit` makes.
+   */
+  record<E extends SimEvent>(ctx: Ctx, e: E): E {
+    e.seq = ++this.seq
+    e.ts = this.ts
+    if (ctx.frame !== null) {
+      e.pid = null
+      ;(e as SimEvent).task = ctx.task.pid
+    }
+    this.out.push(e)
+    return e
   }
 
   emit(type: string, cpu: number | null, pid: number | null, fields?: Record<string, unknown>): SimEvent {
@@ -147,10 +172,12 @@ export class Kernel {
 
   /** Starts watching the counters of the task an op acts on. */
   watch(ctx: Ctx | null): void {
-    this.watched =
-      ctx === null
-        ? null
-        : { ctx, pc: this.ctxPreemptCount(ctx), pf: ctx.task.pagefaultDisabled, mig: ctx.task.migrationDisabled, idx: ctx.task.kmapCtrl.idx }
+    this.watched = ctx
+    if (ctx === null) return
+    this.wPc = this.ctxPreemptCount(ctx)
+    this.wPf = ctx.task.pagefaultDisabled
+    this.wMig = ctx.task.migrationDisabled
+    this.wIdx = ctx.task.kmapCtrl.idx
   }
 
   /** preempt_count as the context sees it (the frame's count while in an interrupt). */
@@ -160,17 +187,18 @@ export class Kernel {
 
   /** Emits one `counter` event with the watched task's counters that changed. */
   flushCounters(): void {
-    const w = this.watched
-    if (w === null) return
-    const t = w.ctx.task
-    const pc = this.ctxPreemptCount(w.ctx)
-    const changed: Record<string, number> = {}
-    let any = false
-    if (pc !== w.pc) (changed.preemptCount = pc), (w.pc = pc), (any = true)
-    if (t.pagefaultDisabled !== w.pf) (changed.pagefaultDisabled = w.pf = t.pagefaultDisabled), (any = true)
-    if (t.migrationDisabled !== w.mig) (changed.migrationDisabled = w.mig = t.migrationDisabled), (any = true)
-    if (t.kmapCtrl.idx !== w.idx) (changed.kmapIdx = w.idx = t.kmapCtrl.idx), (any = true)
-    if (any) this.emitCtx(w.ctx, 'counter', changed)
+    const ctx = this.watched
+    if (ctx === null) return
+    const t = ctx.task
+    const pc = this.ctxPreemptCount(ctx)
+    if (pc === this.wPc && t.pagefaultDisabled === this.wPf && t.migrationDisabled === this.wMig && t.kmapCtrl.idx === this.wIdx)
+      return
+    const e: SimEvent = { seq: 0, ts: 0, type: 'counter', cpu: ctx.cpu.id, pid: t.pid }
+    if (pc !== this.wPc) e.preemptCount = this.wPc = pc
+    if (t.pagefaultDisabled !== this.wPf) e.pagefaultDisabled = this.wPf = t.pagefaultDisabled
+    if (t.migrationDisabled !== this.wMig) e.migrationDisabled = this.wMig = t.migrationDisabled
+    if (t.kmapCtrl.idx !== this.wIdx) e.kmapIdx = this.wIdx = t.kmapCtrl.idx
+    this.record(ctx, e)
   }
 
   opStart(): void {

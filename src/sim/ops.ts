@@ -154,26 +154,34 @@ function parseField(l: Layout, field: string, type: FieldType, v: unknown): unkn
   }
 }
 
+/** Each op's fields as a list, and every key it accepts, computed once rather than per call. */
+const COMPILED = new Map(
+  Object.entries(OP_SPECS).map(([name, spec]: [string, OpSpec]) => {
+    const fields = Object.entries(spec.fields)
+    const allowed = new Set(['op', ...fields.map(([k]) => k), ...(spec.where === 'machine' ? [] : ['pid', 'cpu'])])
+    return [name, { where: spec.where, fields, allowed }] as const
+  }),
+)
+
 /** Validates an op against the vocabulary and the machine's layout. */
 export function parseOp(l: Layout, input: unknown): ParsedOp {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) bad('op', 'an op must be an object with an "op" field')
   const raw = input as Record<string, unknown>
   const name = raw.op
-  if (typeof name !== 'string' || !Object.hasOwn(OP_SPECS, name)) bad('op', `unknown op; one of ${OP_NAMES.join(', ')}`)
-  const spec: OpSpec = OP_SPECS[name as OpName]
+  const spec = typeof name === 'string' ? COMPILED.get(name) : undefined
+  if (spec === undefined) bad('op', `unknown op; one of ${OP_NAMES.join(', ')}`)
   const args: Record<string, unknown> = {}
-  let at: CtxRef = null
-  for (const key of Object.keys(raw)) {
-    if (key === 'op') continue
-    const f = spec.fields[key]
-    if (f !== undefined) {
-      args[key] = parseField(l, key, f.type, raw[key])
+  let seen = 1 // "op"
+  for (const [key, f] of spec.fields) {
+    const v = raw[key]
+    if (v === undefined) {
+      if (!f.optional) bad(key, `required by ${name}`)
       continue
     }
-    if (spec.where !== 'machine' && (key === 'pid' || key === 'cpu')) continue
-    bad(key, `unknown field for ${name}`)
+    args[key] = parseField(l, key, f.type, v)
+    seen++
   }
-  for (const [key, f] of Object.entries(spec.fields)) if (!f.optional && !(key in args)) bad(key, `required by ${name}`)
+  let at: CtxRef = null
   if (spec.where !== 'machine') {
     const hasPid = raw.pid !== undefined
     const hasCpu = raw.cpu !== undefined
@@ -184,6 +192,11 @@ export function parseOp(l: Layout, input: unknown): ParsedOp {
     }
     if (hasCpu && spec.where === 'process') bad('cpu', `${name} cannot run in interrupt context: name the task with "pid"`)
     at = hasPid ? { pid: parseField(l, 'pid', 'pid', raw.pid) as number } : { cpu: parseField(l, 'cpu', 'cpu', raw.cpu) as number }
+    seen++
   }
+  // Look for an unknown key only when the count says there is one.
+  let keys = 0
+  for (const _ in raw) keys++
+  if (keys !== seen) for (const key in raw) if (!spec.allowed.has(key) || raw[key] === undefined) bad(key, `unknown field for ${name}`)
   return { op: name as OpName, at, args: args as ParsedOp['args'] }
 }

@@ -54,16 +54,28 @@ export function migrateEnable(k: Kernel, ctx: Ctx): void {
 // ---------------------------------------------------------------- context switch
 
 /**
- * __schedule() switching `cpu` from its current task to `next`: migrate_disable_switch,
- * prepare_task_switch (kmap sched-out), switch_to, finish_task_switch (kmap sched-in).
- * The caller has taken `next` off the runqueue and decides where the previous task goes.
+ * The outgoing half of __schedule(): migrate_disable_switch, then prepare_task_switch's
+ * kmap hook. A pinned task leaving the CPU may only come back to it.
+ */
+function switchOut(k: Kernel, cpu: Cpu, prev: Task): void {
+  k.flushCounters()
+  if (prev.migrationDisabled > 0 && prev.cpusPtrPinned === null && k.layout.smp) prev.cpusPtrPinned = cpu.id
+  if (prev.kmapCtrl.idx !== 0) kmapLocalSchedOut(k, cpu, prev)
+}
+
+/** The incoming half: finish_task_switch's kmap hook, then any blocking op to finish. */
+function switchIn(k: Kernel, cpu: Cpu, next: Task): void {
+  if (next.kmapCtrl.idx !== 0) kmapLocalSchedIn(k, cpu, next)
+  if (next.resume !== null) k.resumeQueue.push(next)
+}
+
+/**
+ * __schedule() switching `cpu` from its current task to `next`. The caller has taken
+ * `next` off the runqueue and decides where the previous task goes.
  */
 export function contextSwitch(k: Kernel, cpu: Cpu, next: Task, prevState: TaskState): void {
   const prev = cpu.curr
-  k.flushCounters()
-  // migrate_disable_switch(): a pinned task leaving the CPU may only come back to it.
-  if (prev.migrationDisabled > 0 && prev.cpusPtrPinned === null && k.layout.smp) prev.cpusPtrPinned = cpu.id
-  if (prev.kmapCtrl.idx !== 0) kmapLocalSchedOut(k, cpu, prev)
+  switchOut(k, cpu, prev)
   if (!prev.isIdle) prev.state = prevState
   k.emit('sched_switch', cpu.id, prev.pid, { prevPid: prev.pid, prevState, nextPid: next.pid })
   k.advance(COST_NS.CONTEXT_SWITCH)
@@ -74,8 +86,24 @@ export function contextSwitch(k: Kernel, cpu: Cpu, next: Task, prevState: TaskSt
   cpu.irqsDisabled = false
   cpu.needResched = false
   cpu.reschedNext = null
-  if (next.kmapCtrl.idx !== 0) kmapLocalSchedIn(k, cpu, next)
-  if (next.resume !== null) k.resumeQueue.push(next)
+  switchIn(k, cpu, next)
+}
+
+/**
+ * stop_one_cpu() for an affinity change of a running, migrate-disabled task: the CPU's
+ * stopper thread (migration/N, not a task of ours, so it has no pid) preempts the task,
+ * finds it pinned, leaves the move pending and switches straight back. The switch-out is
+ * what narrows the task's cpus_ptr, and its kmaps go out and come back in.
+ */
+export function stopperVisit(k: Kernel, cpu: Cpu): void {
+  const t = cpu.curr
+  const stopper = `migration/${cpu.id}`
+  switchOut(k, cpu, t)
+  k.emit('sched_switch', cpu.id, t.pid, { prevPid: t.pid, prevState: 'runnable', nextPid: null, nextName: stopper })
+  k.advance(COST_NS.CONTEXT_SWITCH)
+  k.emit('sched_switch', cpu.id, null, { prevPid: null, prevName: stopper, prevState: 'sleeping', nextPid: t.pid })
+  k.advance(COST_NS.CONTEXT_SWITCH)
+  switchIn(k, cpu, t)
 }
 
 function pickNext(cpu: Cpu): Task {
@@ -199,11 +227,13 @@ function moveTask(k: Kernel, t: Task): void {
 export function settle(k: Kernel): void {
   for (let progress = true; progress; ) {
     progress = false
-    for (const t of [...k.pendingMoves]) {
-      if (!movable(k, t)) continue
-      k.pendingMoves.splice(k.pendingMoves.indexOf(t), 1)
-      moveTask(k, t)
-      progress = true
+    if (k.pendingMoves.length > 0) {
+      for (const t of [...k.pendingMoves]) {
+        if (!movable(k, t)) continue
+        k.pendingMoves.splice(k.pendingMoves.indexOf(t), 1)
+        moveTask(k, t)
+        progress = true
+      }
     }
     for (const cpu of k.cpus) {
       if (cpu.needResched && preemptible(k, cpu)) progress = preemptSwitch(k, cpu) || progress
