@@ -62,3 +62,15 @@ t.test('§7.3 lowmem direct address -> its pfn, no warning (5.18 and 6.1)', asyn
     t.strictSame(diagIds(m), []);
   }
 });
+
+t.test('contract §8: W10 is a once-only site, separate from W11', async (t) => {
+  const { m, pid } = bootWithTask(P32({ kernel: '6.1' }), 1);
+  ap(m, { op: 'kmap', pid, page: H1 }); // 0xff801000
+  ap(m, { op: 'kmap_local_page', pid, page: H2 }); // 0xfffab000
+  ap(m, { op: 'kmap_to_page', pid, addr: '0xff801000' });
+  ap(m, { op: 'kmap_to_page', pid, addr: '0xff801000' });
+  t.strictSame(diagIds(m), ['W10']);
+  ap(m, { op: 'kmap_to_page', pid, addr: '0xfffab000' });
+  ap(m, { op: 'kmap_to_page', pid, addr: '0xfffab000' });
+  t.strictSame(diagIds(m), ['W10', 'W11']);
+});

@@ -379,3 +379,21 @@ t.test('§2.4 PAE does not move the kmap slots (same FIX_KMAP_BEGIN / FIXADDR_TO
   const { m, pid } = bootWithTask(P32({ config: { X86_PAE: true } }), 2);
   t.strictSame(ap(m, { op: 'kmap_local_page', pid, page: H1 }).result, { addr: '0xfff9b000', slot: 0, fixIdx: 100 });
 });
+
+t.test('§5.3 an interrupt on an idle CPU maps at that CPU\'s slot 0', async (t) => {
+  const m = createMachine(P32());
+  ap(m, { op: 'irq_enter', cpu: 2 });
+  const r = ap(m, { op: 'kmap_local_page', cpu: 2, page: H1 });
+  t.strictSame(r.result, { addr: '0xfff9b000', slot: 0, fixIdx: 100 });
+  t.equal(evs(r, 'kmap')[0]?.pid, null, 'interrupt context: pid null');
+  ap(m, { op: 'kunmap_local', cpu: 2, addr: '0xfff9b000' });
+  ap(m, { op: 'irq_exit', cpu: 2 });
+  t.strictSame(m.state().fixmap, []);
+  t.strictSame(diagIds(m), []);
+});
+
+t.test('contract §4: pfn given as a hex string', async (t) => {
+  const { m, pid } = bootWithTask(P32(), 0);
+  t.strictSame(ap(m, { op: 'kmap_local_pfn', pid, pfn: '0x100' }).result, { addr: '0xfffbb000', slot: 0, fixIdx: 68 });
+  t.strictSame(ptes(m), [[68, 0x100, 'PAGE_KERNEL']]);
+});

@@ -295,3 +295,18 @@ t.test('§7.2 property: random kmap/kunmap/kmap_flush_unused follow the spec pse
   );
   t.ok(wraps > 0, `the generated runs wrapped the pool (${wraps} wraps)`);
 });
+
+t.test('contract §8: kmap in an interrupt that would have to sleep halts the machine with S1', async (t) => {
+  const m = createMachine(P32());
+  const A = spawn(m, 'A', 0);
+  spawn(m, 'X', 1);
+  fill(m, A, 1024);
+  ap(m, { op: 'irq_enter', cpu: 1 });
+  const out = ap(m, { op: 'kmap', cpu: 1, page: H(1025) });
+  t.equal(m.state().status, 'halted');
+  t.ok(diagIds(m).includes('S2'), 'might_sleep splat first');
+  const s1 = m.state().diagnostics.filter((d) => d.id === 'S1');
+  t.equal(s1.length, 1, 'scheduling while atomic in an interrupt');
+  t.equal(s1[0]?.kind, 'SCHED');
+  t.equal(evs(out, 'halt').length, 1);
+});
