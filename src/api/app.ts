@@ -77,6 +77,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     req.principal = authenticate(req)
     limit(req.principal)
   })
+  // While shutting down, replies to in-flight requests close their keep-alive connection,
+  // so the server can finish closing instead of waiting out the clients' idle sockets.
+  app.addHook('onSend', async (_req, reply) => {
+    if (!opts.ready()) reply.header('connection', 'close')
+  })
   app.addHook('onResponse', async (req, reply) => {
     opts.metrics.countRequest(req.method, req.routeOptions.url ?? 'unmatched', reply.statusCode)
   })
