@@ -1,0 +1,216 @@
+// Server figures, each beside a baseline measured in the same run:
+// - single-op HTTP requests/s vs a fastify hello-world with the same (pino) request logging;
+// - committed ops/s in batches of 1,000 vs raw better-sqlite3 inserts of the same event rows;
+// - start-up time to /readyz with 1,000 stored machines vs with an empty database.
+// Servers run as child processes on loopback; autocannon drives them from this process.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, openSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import autocannon from 'autocannon'
+import Database from 'better-sqlite3'
+import pino from 'pino'
+import { Hub } from '../src/service/hub.js'
+import { MachineService } from '../src/service/machines.js'
+import { openDb } from '../src/store/db.js'
+import { Repo } from '../src/store/repo.js'
+import { GroupWriter } from '../src/store/writer.js'
+import type { BenchOptions, BenchRow } from './types.js'
+
+const root = fileURLToPath(new URL('../', import.meta.url))
+const CONNECTIONS = 50
+const SLOT0_CPU0 = '0xfffbb000'
+const MACHINE = { arch: 'x86_32', cpus: 2, seed: 1 }
+
+interface Server {
+  proc: ChildProcess
+  base: string
+  stop: () => Promise<void>
+}
+
+/** Starts `args` with node; its log goes to a file (as a deployment would), the port is read back from it. */
+async function startNode(args: string[], env: Record<string, string>, dir: string): Promise<Server> {
+  const logFile = join(dir, `log-${Date.now()}-${Math.random()}.jsonl`)
+  const out = openSync(logFile, 'w')
+  const proc = spawn(process.execPath, args, { cwd: root, env: { ...process.env, NODE_OPTIONS: '', PORT: '0', ...env }, stdio: ['ignore', out, out] })
+  for (let i = 0; i < 400; i++) {
+    const m = /listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(readFileSync(logFile, 'utf8'))
+    if (m) {
+      const exited = new Promise<void>((r) => proc.on('exit', () => r()))
+      return { proc, base: m[1]!, stop: () => (proc.kill('SIGTERM'), exited) }
+    }
+    if (proc.exitCode !== null) break
+    await new Promise((r) => setTimeout(r, 25))
+  }
+  proc.kill('SIGKILL')
+  throw new Error(`server did not start: ${readFileSync(logFile, 'utf8').slice(0, 2000)}`)
+}
+
+function startLab(dir: string, db: string): Promise<Server> {
+  return startNode(['--import', 'tsx', 'src/server.ts'], { KMAPLAB_DB: db, KMAPLAB_RATE_MAX: '1000000000', KMAPLAB_MAX_MACHINES: '100000' }, dir)
+}
+
+// The baseline: fastify's hello world with the lab's logger setup (pino JSON, request logging on).
+const HELLO = `
+import fastify from 'fastify'
+import pino from 'pino'
+const app = fastify({ loggerInstance: pino({ level: 'info' }) })
+app.get('/', async () => ({ hello: 'world' }))
+await app.listen({ host: '127.0.0.1', port: 0 })
+`
+
+async function post(base: string, path: string, body: unknown): Promise<any> {
+  const res = await fetch(base + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`)
+  return res.json()
+}
+
+function cannon(opts: autocannon.Options): Promise<autocannon.Result> {
+  return new Promise((resolve, reject) => autocannon(opts, (err, res) => (err ? reject(err) : resolve(res))))
+}
+
+async function singleOps(dir: string, seconds: number): Promise<BenchRow> {
+  const hello = await startNode(['--input-type=module', '-e', HELLO], {}, dir)
+  const base = await cannon({ url: hello.base, connections: CONNECTIONS, duration: seconds })
+  await hello.stop()
+
+  const lab = await startLab(dir, join(dir, 'single.db'))
+  // One machine per connection, so that each connection can alternate map and unmap safely.
+  const machines: string[] = []
+  for (let i = 0; i < CONNECTIONS; i++) {
+    const m = await post(lab.base, '/v1/machines', MACHINE)
+    await post(lab.base, `/v1/machines/${m.id}/ops`, { op: 'spawn', name: 'A', cpu: 0 })
+    machines.push(m.id)
+  }
+  // autocannon walks `requests` in order per connection with a fresh context each round: a
+  // round borrows a machine, maps a page on it, unmaps it, and gives the machine back.
+  const free = [...machines]
+  const json = { 'content-type': 'application/json' }
+  type Ctx = { machine?: string }
+  const res = await cannon({
+    url: lab.base,
+    connections: CONNECTIONS,
+    duration: seconds,
+    requests: [
+      {
+        method: 'POST',
+        headers: json,
+        setupRequest: (req, context) => {
+          const ctx = context as Ctx
+          ctx.machine = free.pop()!
+          return { ...req, path: `/v1/machines/${ctx.machine}/ops`, body: JSON.stringify({ op: 'kmap_local_page', pid: 1, page: 0x40000 }) }
+        },
+      },
+      {
+        method: 'POST',
+        headers: json,
+        setupRequest: (req, context) => ({
+          ...req,
+          path: `/v1/machines/${(context as Ctx).machine}/ops`,
+          body: JSON.stringify({ op: 'kunmap_local', pid: 1, addr: SLOT0_CPU0 }),
+        }),
+        onResponse: (_status, _body, context) => void free.push((context as Ctx).machine!),
+      },
+    ],
+  })
+  await lab.stop()
+  if (res.non2xx > 0 || res.errors > 0) throw new Error(`single-op bench: ${res.non2xx} non-2xx, ${res.errors} errors`)
+  const ratio = res.requests.average / base.requests.average
+  return {
+    name: 'single-op requests/s (fsync per group commit)',
+    value: res.requests.average,
+    unit: 'req/s',
+    baselineName: 'fastify hello-world, same logging',
+    baseline: base.requests.average,
+    ratio,
+    target: '>= 0.5',
+    ok: ratio >= 0.5,
+  }
+}
+
+function mapUnmapBatch(ops: number): unknown[] {
+  return Array.from({ length: ops }, (_, i) => (i % 2 === 0 ? { op: 'kmap_local_page', pid: 1, page: 0x40000 + i } : { op: 'kunmap_local', pid: 1, addr: SLOT0_CPU0 }))
+}
+
+async function batchedOps(dir: string, batches: number): Promise<BenchRow> {
+  const file = join(dir, 'batch.db')
+  const lab = await startLab(dir, file)
+  const m = await post(lab.base, '/v1/machines', MACHINE)
+  await post(lab.base, `/v1/machines/${m.id}/ops`, { op: 'spawn', name: 'A', cpu: 0 })
+  const body = { ops: mapUnmapBatch(1000) }
+  await post(lab.base, `/v1/machines/${m.id}/ops`, body) // warm-up
+  const started = performance.now()
+  for (let i = 0; i < batches; i++) await post(lab.base, `/v1/machines/${m.id}/ops`, body)
+  const seconds = (performance.now() - started) / 1000
+  await lab.stop()
+
+  // The same event rows, inserted raw: one transaction per 1,000 ops, same schema and pragmas.
+  const src = new Database(file, { readonly: true })
+  const rows = src.prepare('SELECT seq, type, cpu, pid, body FROM events WHERE machine_id = ? AND seq > 2 ORDER BY seq').all(m.id) as { seq: number; type: string; cpu: number; pid: number; body: string }[]
+  src.close()
+  const perBatch = Math.floor(rows.length / (batches + 1))
+  const raw = openDb(join(dir, 'raw.db'))
+  const insert = raw.prepare('INSERT INTO events (machine_id, seq, type, cpu, pid, body) VALUES (?, ?, ?, ?, ?, ?)')
+  const tx = raw.transaction((chunk: typeof rows) => {
+    for (const r of chunk) insert.run('m', r.seq, r.type, r.cpu, r.pid, r.body)
+  })
+  const rawStarted = performance.now()
+  for (let i = 0; i < batches; i++) tx(rows.slice(i * perBatch, (i + 1) * perBatch))
+  const rawSeconds = (performance.now() - rawStarted) / 1000
+  raw.close()
+
+  const value = (batches * 1000) / seconds
+  const baseline = (batches * 1000) / rawSeconds
+  return {
+    name: 'committed ops/s, HTTP batches of 1,000',
+    value,
+    unit: 'ops/s',
+    baselineName: 'raw better-sqlite3 inserts of the same events',
+    baseline,
+    ratio: value / baseline,
+    target: '>= 0.5',
+    ok: value / baseline >= 0.5,
+  }
+}
+
+async function restart(dir: string, machines: number): Promise<BenchRow> {
+  const timeToReady = async (db: string): Promise<number> => {
+    const started = performance.now()
+    const lab = await startLab(dir, db)
+    while (!(await fetch(lab.base + '/readyz')).ok) await new Promise((r) => setTimeout(r, 5))
+    const ms = performance.now() - started
+    await lab.stop()
+    return ms
+  }
+  const full = join(dir, 'restart.db')
+  const db = openDb(full, { durability: 'normal' })
+  const repo = new Repo(db)
+  const service = new MachineService(repo, new GroupWriter(repo), new Hub(), { machinesPerOwner: machines, liveMachines: 10, checkpointEvery: 100 }, pino({ level: 'silent' }))
+  for (let i = 0; i < machines; i++) {
+    const m = await service.create('local', MACHINE)
+    await service.apply('local', m.id, [{ op: 'spawn', name: 'A', cpu: 0 }, ...mapUnmapBatch(20)])
+  }
+  db.close()
+  const empty = await timeToReady(join(dir, 'empty.db'))
+  const stored = await timeToReady(full)
+  return {
+    name: `start-up to /readyz, ${machines} stored machines (lower is better; ratio = empty/stored)`,
+    value: stored,
+    unit: 'ms',
+    baselineName: 'start-up with an empty database',
+    baseline: empty,
+    ratio: empty / stored,
+    target: '>= 0.5 (lazy restore)',
+    ok: empty / stored >= 0.5,
+  }
+}
+
+export async function run(opts: BenchOptions): Promise<BenchRow[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'kmaplab-bench-'))
+  return [
+    await singleOps(dir, opts.quick ? 3 : 10),
+    await batchedOps(dir, opts.quick ? 10 : 50),
+    await restart(dir, 1000),
+  ]
+}
