@@ -21,8 +21,11 @@ interface Figures {
 
 t.test(`${EVENTS} events through each encoder, heap bounded`, async (t) => {
   const script = fileURLToPath(new URL('./fixtures/stream-memory.ts', import.meta.url))
+  // Without tap's coverage collection, which would slow the child and add to its heap.
+  const { NODE_V8_COVERAGE: _coverage, ...env } = process.env
   const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', '--import', 'tsx', script, String(EVENTS)], {
     maxBuffer: 1 << 20,
+    env,
   })
   const figures = JSON.parse(stdout) as Figures[]
   t.strictSame(figures.map((f) => f.format), ['jsonl', 'perfetto', 'ftrace'])
