@@ -10,6 +10,7 @@ import { authenticator, type Principal } from './auth.js'
 import { frameworkErrors, registerErrorHandling } from './errors.js'
 import type { Metrics } from './metrics.js'
 import { rateLimiter, type RateLimit } from './rate-limit.js'
+import { exportHandlers } from './routes/export.js'
 import { machineHandlers } from './routes/machines.js'
 import { operationHandlers } from './routes/operations.js'
 import { opHandlers } from './routes/ops.js'
@@ -92,6 +93,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     ...machineHandlers(ctx),
     ...opHandlers(ctx),
     ...traceHandlers(ctx),
+    ...exportHandlers(ctx),
   }
   const unused = new Set(Object.keys(handlers))
   for (const op of spec.operations) {
