@@ -3,11 +3,16 @@ import { hexAddr } from './addr.js'
 import type { Diagnostic, Kernel } from './kernel.js'
 import type { Task } from './task.js'
 
-function taskState(t: Task) {
+function kptes(t: Task): { slot: number; pfn: number; prot: string }[] {
   const kpte: { slot: number; pfn: number; prot: string }[] = []
   t.kmapCtrl.pteval.forEach((pte, slot) => {
     if (pte !== null) kpte.push({ slot, pfn: pte.pfn, prot: pte.prot })
   })
+  return kpte
+}
+
+function taskState(t: Task) {
+  const kpte = kptes(t)
   return {
     pid: t.pid,
     name: t.name,
@@ -56,6 +61,14 @@ export function buildState(k: Kernel) {
       nrPinned: cpu.nrPinned,
       preemptCount: k.preemptCountOf(cpu),
       needResched: cpu.needResched,
+      // The idle task takes no ops, but an interrupt on an idle CPU maps on its stack.
+      idle: {
+        name: cpu.idle.name,
+        kmapIdx: cpu.idle.kmapCtrl.idx,
+        kpte: kptes(cpu.idle),
+        pagefaultDisabled: cpu.idle.pagefaultDisabled,
+        migrationDisabled: cpu.idle.migrationDisabled,
+      },
     })),
     tasks: [...k.tasks.values()].map(taskState),
     fixmap,
