@@ -27,19 +27,20 @@ export function hex(n: number): string {
 
 const HEX_RE = /^0x[0-9a-fA-F]{1,16}$/
 
-function isHexDigit(c: number): boolean {
-  return (c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70)
-}
-
 /**
- * Value of "0x" plus 1-13 hex digits, or -1. Number() does the parsing (fast, and exact
- * below 2^53) once the prefix and the last digit rule out what it would wrongly accept:
- * surrounding white space, "0X", "0b", "0o".
+ * Value of "0x" plus 1-13 hex digits (exact in a double), or -1. Parsed by hand in one pass
+ * that also validates: this runs on every unmap, and is several times faster than Number().
  */
 function shortHex(s: string): number {
-  if (s.length < 3 || s.charCodeAt(0) !== 48 || s.charCodeAt(1) !== 120 || !isHexDigit(s.charCodeAt(s.length - 1))) return -1
-  const n = Number(s)
-  return Number.isNaN(n) ? -1 : n
+  if (s.length < 3 || s.charCodeAt(0) !== 48 || s.charCodeAt(1) !== 120) return -1
+  let n = 0
+  for (let i = 2; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1
+    if (d < 0) return -1
+    n = n * 16 + d
+  }
+  return n
 }
 
 /**
