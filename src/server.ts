@@ -49,6 +49,7 @@ export async function createLab(settings: Settings, logger: Logger = createLogge
     maxBatch: settings.limits.maxBatch,
     bodyLimit: settings.limits.bodyLimit,
     rate: settings.limits.rate,
+    stream: settings.stream,
   })
   const close = async (): Promise<void> => {
     ready = false

@@ -1,22 +1,28 @@
 // The fastify application: error handling, request ids and logging, auth and rate limits,
-// then exactly the routes of openapi.yaml, then the interactive docs.
+// then exactly the routes of openapi.yaml (the WebSocket stream and the dashboard among
+// them), then the interactive docs.
 import { randomUUID } from 'node:crypto'
 import fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
+import websocket from '@fastify/websocket'
 import type { Logger } from 'pino'
 import type { MachineService } from '../service/machines.js'
 import { authenticator, type Principal } from './auth.js'
 import { frameworkErrors, registerErrorHandling } from './errors.js'
 import type { Metrics } from './metrics.js'
 import { rateLimiter, type RateLimit } from './rate-limit.js'
+import { dashboardHandlers } from './routes/dashboard.js'
 import { exportHandlers } from './routes/export.js'
 import { machineHandlers } from './routes/machines.js'
 import { operationHandlers } from './routes/operations.js'
 import { opHandlers } from './routes/ops.js'
+import { streamRoutes } from './routes/stream.js'
 import { traceHandlers } from './routes/traces.js'
 import type { Handlers } from './routes/types.js'
+import type { StreamSettings } from './settings.js'
 import { loadSpec, type Spec } from './spec.js'
+import { StreamRegistry } from './stream/registry.js'
 import { validatorCompiler } from './validation.js'
 
 declare module 'fastify' {
@@ -25,6 +31,8 @@ declare module 'fastify' {
   }
   interface FastifyContextConfig {
     public?: boolean
+    /** The route also accepts the token as `?token=` (browsers cannot set WebSocket headers). */
+    queryToken?: boolean
   }
   interface FastifyInstance {
     /** Every route registered, as `METHOD url`: the spec-agreement test compares it with openapi.yaml. */
@@ -41,15 +49,32 @@ export interface AppOptions {
   maxBatch: number
   bodyLimit: number
   rate: RateLimit
+  stream: StreamSettings
   spec?: Spec
 }
 
 const REQUEST_ID = /^[A-Za-z0-9_.:-]{1,64}$/
 
+/** The request line as logged: a token given in the query string never reaches the logs. */
+function redactedUrl(url: string): string {
+  return url.replace(/([?&]token=)[^&#]*/g, '$1[Redacted]')
+}
+
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const spec = opts.spec ?? loadSpec()
+  const logger = opts.logger.child({}, {
+    serializers: {
+      req: (req: { method: string; url: string; host?: string; ip?: string; socket?: { remotePort?: number } }) => ({
+        method: req.method,
+        url: redactedUrl(req.url),
+        host: req.host,
+        remoteAddress: req.ip,
+        remotePort: req.socket?.remotePort,
+      }),
+    },
+  })
   const app = fastify({
-    loggerInstance: opts.logger as FastifyBaseLogger,
+    loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: opts.bodyLimit,
     // The spec lists no HEAD routes, and the app must match the spec exactly.
     exposeHeadRoutes: false,
@@ -75,7 +100,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id)
     if (req.routeOptions.config.public !== false) return
-    req.principal = authenticate(req)
+    req.principal = authenticate(req, req.routeOptions.config.queryToken === true)
     limit(req.principal)
   })
   // While shutting down, replies to in-flight requests close their keep-alive connection,
@@ -87,6 +112,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     opts.metrics.countRequest(req.method, req.routeOptions.url ?? 'unmatched', reply.statusCode)
   })
 
+  // Streams close with 1001 at shutdown, after answering the ops they are running.
+  const streams = new StreamRegistry(opts.stream.heartbeatMs)
+  await app.register(websocket, { options: { maxPayload: opts.bodyLimit }, preClose: () => streams.closeAll() })
+
   const ctx = { service: opts.service, maxBatch: opts.maxBatch }
   const handlers: Handlers = {
     ...operationHandlers({ metrics: opts.metrics, specText: spec.text, ready: opts.ready }),
@@ -94,13 +123,24 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     ...opHandlers(ctx),
     ...traceHandlers(ctx),
     ...exportHandlers(ctx),
+    ...dashboardHandlers(),
   }
-  const unused = new Set(Object.keys(handlers))
+  const opsSchema = spec.operations.find((o) => o.operationId === 'applyOps')?.schema.body as object
+  const wsRoutes = streamRoutes({ ...ctx, settings: opts.stream, registry: streams, rateLimit: limit, opsSchema })
+  const unused = new Set([...Object.keys(handlers), ...Object.keys(wsRoutes)])
   for (const op of spec.operations) {
-    const handler = handlers[op.operationId]
+    const ws = wsRoutes[op.operationId]
+    const handler = ws?.handler ?? handlers[op.operationId]
     if (!handler) throw new Error(`openapi.yaml names operation ${op.operationId}, which has no handler`)
     unused.delete(op.operationId)
-    app.route({ method: op.method, url: op.url, schema: op.schema, handler, config: { public: op.public } })
+    app.route({
+      method: op.method,
+      url: op.url,
+      schema: op.schema,
+      handler,
+      ...(ws ? { wsHandler: ws.wsHandler, preHandler: ws.preHandler } : {}),
+      config: { public: op.public, queryToken: ws !== undefined },
+    })
   }
   if (unused.size > 0) throw new Error(`handlers missing from openapi.yaml: ${[...unused].join(', ')}`)
 

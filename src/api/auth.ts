@@ -55,15 +55,26 @@ export function loadPrincipals(env: NodeJS.ProcessEnv): Principal[] {
   return out
 }
 
-/** Returns a function naming the principal of a request, or throwing 401. */
-export function authenticator(principals: readonly Principal[]): (req: FastifyRequest) => string {
+/** The bearer token of the Authorization header, or else (where allowed) of the `token` query parameter. */
+function presentedToken(req: FastifyRequest, allowQuery: boolean): string | undefined {
+  const header = req.headers.authorization
+  if (header !== undefined) return /^Bearer\s+(\S{1,512})\s*$/i.exec(header)?.[1]
+  // Browsers cannot set headers on a WebSocket, so the stream route also takes `?token=`.
+  const token = allowQuery ? (req.query as { token?: unknown }).token : undefined
+  return typeof token === 'string' && /^\S{1,512}$/.test(token) ? token : undefined
+}
+
+/**
+ * Returns a function naming the principal of a request, or throwing 401. `allowQuery` is set
+ * only for routes that browsers open as WebSockets.
+ */
+export function authenticator(principals: readonly Principal[]): (req: FastifyRequest, allowQuery?: boolean) => string {
   if (principals.length === 0) return () => LOCAL_PRINCIPAL
   const challenge = { 'www-authenticate': 'Bearer realm="kmaplab"' }
-  return (req) => {
-    const header = req.headers.authorization
-    const m = header === undefined ? null : /^Bearer\s+(\S{1,512})\s*$/i.exec(header)
-    if (!m) throw new HttpError(401, 'unauthorized', 'send Authorization: Bearer <token>', undefined, challenge)
-    const presented = hashToken(m[1]!)
+  return (req, allowQuery = false) => {
+    const token = presentedToken(req, allowQuery)
+    if (token === undefined) throw new HttpError(401, 'unauthorized', 'send Authorization: Bearer <token>', undefined, challenge)
+    const presented = hashToken(token)
     let found: string | undefined
     // No early exit: every principal is compared whatever matched.
     for (const p of principals) if (timingSafeEqual(presented, p.tokenHash) && found === undefined) found = p.name

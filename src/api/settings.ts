@@ -18,6 +18,14 @@ export interface Settings {
     bodyLimit: number
     rate: { max: number; windowMs: number }
   }
+  stream: StreamSettings
+}
+
+export interface StreamSettings {
+  /** Every this many ms each socket is pinged; one that has not answered the previous ping is dropped. */
+  heartbeatMs: number
+  /** Bytes a socket may hold unsent before its subscriber is cut with `lagged`. */
+  maxBufferedBytes: number
 }
 
 export class SettingsError extends Error {
@@ -70,6 +78,10 @@ export function readSettings(env: NodeJS.ProcessEnv): Settings {
         max: int(env, 'KMAPLAB_RATE_MAX', 100_000, 1, 1e9),
         windowMs: int(env, 'KMAPLAB_RATE_WINDOW_MS', 60_000, 1, 86_400_000),
       },
+    },
+    stream: {
+      heartbeatMs: int(env, 'KMAPLAB_STREAM_HEARTBEAT_MS', 30_000, 10, 3_600_000),
+      maxBufferedBytes: int(env, 'KMAPLAB_STREAM_MAX_BUFFERED', 1024 * 1024, 1024, 1024 ** 3),
     },
   }
 }

@@ -11,6 +11,11 @@ const coercingAjv = new Ajv2020({ ...common, coerceTypes: 'array' })
 export const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, httpPart }) =>
   (httpPart === 'body' ? strictAjv : coercingAjv).compile(schema as object)
 
+/** A strict validator for JSON that arrives outside a request body (WebSocket messages). */
+export function compileStrict(schema: object): { (data: unknown): boolean; errors?: ErrorObject[] | null } {
+  return strictAjv.compile(schema)
+}
+
 /** `/ops/3/page` -> `ops[3].page`. */
 function fieldOf(e: ErrorObject): string {
   const parts = e.instancePath.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))

@@ -13,6 +13,7 @@ export interface EventFilter {
 export type HubMessage =
   | { kind: 'events'; events: SimEvent[] }
   | { kind: 'lagged'; resumeAfter: number }
+  | { kind: 'deleted' }
 
 /** May return a promise to make the hub wait before handing it more (backpressure). */
 export type Listener = (msg: HubMessage) => void | Promise<void>
@@ -44,9 +45,7 @@ class Subscription {
     if (this.closed) return
     for (const e of events) if (matches(this.filter, e)) this.queue.push(e)
     if (this.queue.length > this.maxQueued) {
-      this.queue = []
-      this.close()
-      void this.listener({ kind: 'lagged', resumeAfter: this.delivered })
+      this.end({ kind: 'lagged', resumeAfter: this.delivered })
       return
     }
     if (this.queue.length === 0) {
@@ -70,6 +69,18 @@ class Subscription {
       this.close()
     } finally {
       this.draining = false
+    }
+  }
+
+  /** Closes with a last message, which the listener gets even if it is still busy. */
+  end(last: HubMessage): void {
+    if (this.closed) return
+    this.queue = []
+    this.close()
+    try {
+      void Promise.resolve(this.listener(last)).catch(() => {})
+    } catch {
+      // The listener has gone away; there is nobody left to tell.
     }
   }
 
@@ -110,9 +121,9 @@ export class Hub {
     for (const sub of set) sub.push(events)
   }
 
-  /** A deleted machine ends its streams. */
+  /** A deleted machine ends its streams, each with a last `deleted` message. */
   closeMachine(machineId: string): void {
-    for (const sub of this.byMachine.get(machineId) ?? []) sub.close()
+    for (const sub of this.byMachine.get(machineId) ?? []) sub.end({ kind: 'deleted' })
   }
 
   private remove(sub: Subscription): void {

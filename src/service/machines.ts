@@ -7,7 +7,7 @@ import type { Logger } from 'pino'
 import type { EventQuery, EventRow, MachineRow, OpRow, Repo, WriteSet } from '../store/repo.js'
 import { StorageError, type GroupWriter } from '../store/writer.js'
 import { notFound, ServiceError } from './errors.js'
-import type { Hub } from './hub.js'
+import type { Hub, Listener, Unsubscribe } from './hub.js'
 import { applyOp, isRefusal, newMachine, stateHash, type Applied, type Machine, type Refusal, type SimEvent } from './model.js'
 import { replay, ReplayMismatch } from './replay.js'
 import { IdempotencyGuard, type IdempotencyRequest } from './idempotency.js'
@@ -161,6 +161,16 @@ export class MachineService {
   events(owner: string, id: string, q: EventQuery): string[] {
     this.row(owner, id)
     return this.repo.queryEvents(id, q)
+  }
+
+  /**
+   * Every event of the machine committed from now on, in seq order, unfiltered: a stream
+   * applies its own filter so that it still sees the `halt` that ends it, and can change
+   * its filter without missing anything.
+   */
+  subscribe(owner: string, id: string, listener: Listener): Unsubscribe {
+    this.row(owner, id)
+    return this.hub.subscribe(id, {}, listener)
   }
 
   /**

@@ -21,12 +21,23 @@ function markReplay(reply: FastifyReply, outcome: { replayed?: boolean }): void 
   if (outcome.replayed) reply.header('idempotent-replayed', 'true')
 }
 
-/** One op's reply: `{seq, result, events}`, or its refusal as the request's error. */
-function single(outcome: OpsOutcome & { replayed?: boolean }, reply: FastifyReply): unknown {
-  markReplay(reply, outcome)
+/** One op's reply: `{seq, result, events}`, or its refusal thrown as the request's error. */
+export function singleBody(outcome: OpsOutcome): unknown {
   const first = outcome.results[0]
   if (!first) throw refusalError(outcome.refused!, outcome.refused!.field)
   return { seq: outcome.seq, result: first.result, events: first.events }
+}
+
+/** A batch's reply: what ran, and the refusal with its field named by the op's index. */
+export function batchBody(outcome: OpsOutcome & { replayed?: boolean }): unknown {
+  const { replayed: _, refused, ...rest } = outcome
+  const field = refused?.field === undefined ? undefined : `ops[${refused.index}].${refused.field}`
+  return { ...rest, refused: refused && { ...refused, ...(field ? { field } : {}) } }
+}
+
+function single(outcome: OpsOutcome & { replayed?: boolean }, reply: FastifyReply): unknown {
+  markReplay(reply, outcome)
+  return singleBody(outcome)
 }
 
 export function opHandlers({ service, maxBatch }: RouteContext): Handlers {
@@ -40,9 +51,7 @@ export function opHandlers({ service, maxBatch }: RouteContext): Handlers {
       }
       const outcome = await service.apply(req.principal, id, body.ops, idempotency(req, 'applyOps'))
       markReplay(reply, outcome)
-      const { replayed: _, refused, ...rest } = outcome
-      const field = refused?.field === undefined ? undefined : `ops[${refused.index}].${refused.field}`
-      return { ...rest, refused: refused && { ...refused, ...(field ? { field } : {}) } }
+      return batchBody(outcome)
     },
     spawnTask: async (req, reply) => {
       const { id } = req.params as MachineParams
