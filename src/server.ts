@@ -60,7 +60,8 @@ export async function createLab(settings: Settings, logger: Logger = createLogge
   return { app, db, service, hub, close }
 }
 
-async function main(): Promise<void> {
+/** Starts the server from the environment, as `npm start` and `kmaplab serve` do. */
+export async function main(): Promise<void> {
   let settings: Settings
   try {
     settings = readSettings(process.env)
