@@ -83,7 +83,6 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       const given = req.headers['x-request-id']
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
     },
-    requestIdLogLabel: 'reqId',
     routerOptions: { maxParamLength: 200 },
     frameworkErrors,
   })
