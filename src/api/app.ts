@@ -94,6 +94,12 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   registerErrorHandling(app)
   app.decorateRequest('principal', '')
 
+  // Registered before the auth hook: its own onRequest hook marks upgrade requests, so that
+  // a refused upgrade (401) still gets its socket closed. Streams close with 1001 at
+  // shutdown, after answering the ops they are running.
+  const streams = new StreamRegistry(opts.stream.heartbeatMs)
+  await app.register(websocket, { options: { maxPayload: opts.bodyLimit }, preClose: () => streams.closeAll() })
+
   const authenticate = authenticator(opts.principals)
   const limit = rateLimiter(opts.rate)
   app.addHook('onRequest', async (req, reply) => {
@@ -110,10 +116,6 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.addHook('onResponse', async (req, reply) => {
     opts.metrics.countRequest(req.method, req.routeOptions.url ?? 'unmatched', reply.statusCode)
   })
-
-  // Streams close with 1001 at shutdown, after answering the ops they are running.
-  const streams = new StreamRegistry(opts.stream.heartbeatMs)
-  await app.register(websocket, { options: { maxPayload: opts.bodyLimit }, preClose: () => streams.closeAll() })
 
   const ctx = { service: opts.service, maxBatch: opts.maxBatch }
   const handlers: Handlers = {
