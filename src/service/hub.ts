@@ -32,6 +32,8 @@ class Subscription {
   /** Highest seq handed to the listener, or that the filter skipped: where a resume starts. */
   private delivered = 0
   closed = false
+  /** No filter: every event is taken, so a batch is copied whole instead of tested one by one. */
+  private readonly takesAll: boolean
 
   constructor(
     readonly machineId: string,
@@ -39,11 +41,15 @@ class Subscription {
     private readonly listener: Listener,
     private readonly maxQueued: number,
     private readonly onClose: (s: Subscription) => void,
-  ) {}
+  ) {
+    this.takesAll = !filter.types?.length && !filter.cpus?.length && !filter.pids?.length
+  }
+
 
   push(events: readonly SimEvent[]): void {
     if (this.closed) return
-    for (const e of events) if (matches(this.filter, e)) this.queue.push(e)
+    if (this.takesAll && this.queue.length === 0) this.queue = events.slice()
+    else for (const e of events) if (matches(this.filter, e)) this.queue.push(e)
     if (this.queue.length > this.maxQueued) {
       this.end({ kind: 'lagged', resumeAfter: this.delivered })
       return

@@ -8,7 +8,7 @@ import type { EventQuery, EventRow, MachineRow, OpRow, Repo, WriteSet } from '..
 import { StorageError, type GroupWriter } from '../store/writer.js'
 import { notFound, ServiceError } from './errors.js'
 import type { Hub, Listener, Unsubscribe } from './hub.js'
-import { applyOp, isRefusal, newMachine, stateHash, type Applied, type Machine, type Refusal, type SimEvent } from './model.js'
+import { applyOp, eventJson, isRefusal, newMachine, stateHash, type Applied, type Machine, type Refusal, type SimEvent } from './model.js'
 import { replay, ReplayMismatch } from './replay.js'
 import { IdempotencyGuard, type IdempotencyRequest } from './idempotency.js'
 
@@ -70,7 +70,7 @@ function info(row: MachineRow): MachineInfo {
 }
 
 function eventRow(e: SimEvent): EventRow {
-  return { seq: e.seq, type: e.type, cpu: e.cpu ?? null, pid: e.pid ?? null, body: JSON.stringify(e) }
+  return { seq: e.seq, type: e.type, cpu: e.cpu ?? null, pid: e.pid ?? null, body: eventJson(e) }
 }
 
 export class MachineService {

@@ -13,6 +13,18 @@ export interface SimEvent {
   pid?: number | null
 }
 
+const jsonOf = new WeakMap<SimEvent, string>()
+
+/**
+ * An event's JSON text, made once: the store keeps it and every stream sends it, and with
+ * many subscribers serialising each event again would cost more than the model did.
+ */
+export function eventJson(e: SimEvent): string {
+  let s = jsonOf.get(e)
+  if (s === undefined) jsonOf.set(e, (s = JSON.stringify(e)))
+  return s
+}
+
 export interface Applied {
   result: unknown
   events: SimEvent[]

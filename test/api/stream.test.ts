@@ -65,7 +65,7 @@ t.test('filters: types, cpus and pids, stored and live; a new subscribe changes 
   // Re-subscribe from the start with no filter: the whole trace again, in order.
   c.send({ type: 'subscribe', after: 0 })
   await c.ofType('live')
-  const whole = c.messages.slice(c.messages.findLastIndex((m) => m.type === 'subscribed')).filter((m) => m.type === 'events').flatMap((m) => m.events)
+  const whole = c.messages.slice(c.messages.map((m) => m.type).lastIndexOf('subscribed')).filter((m) => m.type === 'events').flatMap((m) => m.events)
   t.same(whole.map((e: { seq: number }) => e.seq), range(1, next.seq))
   c.send({ type: 'subscribe', after: next.seq + 1 })
   t.match(await c.ofType('error'), { error: { code: 'seq_out_of_range', field: 'after' } })

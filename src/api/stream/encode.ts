@@ -1,15 +1,7 @@
 // Turning events into `events` messages cheaply when many sockets watch one machine: the hub
-// hands every subscriber the same event objects, so each event is serialised once, and a
-// batch that several unfiltered subscribers send whole is framed once.
-import type { SimEvent } from '../../service/model.js'
-
-const eventJson = new WeakMap<SimEvent, string>()
-
-function json(e: SimEvent): string {
-  let s = eventJson.get(e)
-  if (s === undefined) eventJson.set(e, (s = JSON.stringify(e)))
-  return s
-}
+// hands every subscriber the same event objects, each serialised once (by the service, for
+// the store), and a batch that several unfiltered subscribers send whole is encoded once.
+import { eventJson, type SimEvent } from '../../service/model.js'
 
 /** `events` given as their stored JSON text (the backlog comes from SQLite that way). */
 export function eventsMessage(jsonEvents: readonly string[]): string {
@@ -27,7 +19,7 @@ export function liveEventsMessage(events: readonly SimEvent[]): Buffer {
   const end = events[events.length - 1]!
   const whole = end.seq - first.seq + 1 === events.length
   if (whole && last?.first === first && last.end === end) return last.data
-  const data = Buffer.from(eventsMessage(events.map(json)))
+  const data = Buffer.from(eventsMessage(events.map(eventJson)))
   if (whole) last = { first, end, data }
   return data
 }

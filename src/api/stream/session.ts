@@ -191,8 +191,9 @@ export class StreamSession {
     const picked = this.filter.types || this.filter.cpus || this.filter.pids ? fresh.filter((e) => matches(this.filter, e)) : fresh
     if (picked.length > 0) this.socket.send(liveEventsMessage(picked), { binary: false })
     this.position = fresh[fresh.length - 1]!.seq
-    const halt = fresh.find((e) => e.type === 'halt') as (SimEvent & { reason?: string }) | undefined
-    if (halt) this.end({ type: 'halted', seq: halt.seq, reason: halt.reason ?? null }, CLOSE.normal, 'machine halted')
+    // A halt is the machine's last event ever, so only the last of a batch can be one.
+    const halt = fresh[fresh.length - 1] as SimEvent & { reason?: string }
+    if (halt.type === 'halt') this.end({ type: 'halted', seq: halt.seq, reason: halt.reason ?? null }, CLOSE.normal, 'machine halted')
   }
 
   /** A machine found halted at the end of its backlog: say so with the halt event's own words. */
