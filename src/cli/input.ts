@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises'
 import { CliError } from './errors.js'
 
-export async function readStdin(): Promise<string> {
+async function readStdin(): Promise<string> {
   const chunks: Buffer[] = []
   for await (const c of process.stdin) chunks.push(c as Buffer)
   return Buffer.concat(chunks).toString('utf8')
