@@ -156,6 +156,30 @@ function liveSlots(k: Kernel, t: Task): number[] {
 }
 
 /**
+ * The loop both switch hooks share: every slot below kmap_ctrl.idx, skipping guard slots
+ * (warning if one holds a PTE; pte_none() and "raw value != 0" agree on x86) and empty
+ * slots (warning: the stack and the saved PTEs disagree), handing each live one to `fn`.
+ */
+function forEachSavedSlot(
+  k: Kernel,
+  ctx: Ctx,
+  ids: { guard: 'W5' | 'W7'; empty: 'W6' | 'W8' },
+  fn: (slot: number, pte: Pte) => void,
+): void {
+  const kc = ctx.task.kmapCtrl
+  for (let i = 0; i < kc.idx; i++) {
+    const pte = kc.pteval[i] ?? null
+    if (isGuardSlot(k, i)) {
+      if (pte !== null) warnOnce(k, ctx, ids.guard, `guard slot ${i} holds a PTE`)
+    } else if (pte === null) {
+      warnOnce(k, ctx, ids.empty, `slot ${i} has no saved PTE`)
+    } else {
+      fn(i, pte)
+    }
+  }
+}
+
+/**
  * __kmap_local_sched_out(): clears the outgoing task's PTEs with a local flush each. It
  * never touches kmap_ctrl.idx, so an interrupt arriving meanwhile maps above the task's
  * slots and unmaps before returning.
@@ -163,41 +187,18 @@ function liveSlots(k: Kernel, t: Task): number[] {
 export function kmapLocalSchedOut(k: Kernel, cpu: Cpu, t: Task): void {
   const ctx: Ctx = { cpu, task: t, frame: null }
   k.emit('kmap_sched_out', cpu.id, t.pid, { slots: liveSlots(k, t) })
-  const kc = t.kmapCtrl
-  for (let i = 0; i < kc.idx; i++) {
-    const pte = kc.pteval[i] ?? null
-    if (isGuardSlot(k, i)) {
-      // pte_none() and "raw value != 0" agree on x86, where a zero PTE is none.
-      if (pte !== null) warnOnce(k, ctx, 'W5', `guard slot ${i} holds a PTE`)
-      continue
-    }
-    if (pte === null) {
-      warnOnce(k, ctx, 'W6', `slot ${i} has no saved PTE`)
-      continue
-    }
-    const idx = kmapLocalCalcIdx(k, i, cpu.id)
+  forEachSavedSlot(k, ctx, { guard: 'W5', empty: 'W6' }, (slot) => {
+    const idx = kmapLocalCalcIdx(k, slot, cpu.id)
     clearFixPte(k, ctx, idx)
     flushTlbOne(k, ctx, k.fixToVpn(idx))
-  }
+  })
 }
 
 /** __kmap_local_sched_in(): rewrites the incoming task's PTEs from kmap_ctrl.pteval. */
 export function kmapLocalSchedIn(k: Kernel, cpu: Cpu, t: Task): void {
   const ctx: Ctx = { cpu, task: t, frame: null }
   k.emit('kmap_sched_in', cpu.id, t.pid, { slots: liveSlots(k, t) })
-  const kc = t.kmapCtrl
-  for (let i = 0; i < kc.idx; i++) {
-    const pte = kc.pteval[i] ?? null
-    if (isGuardSlot(k, i)) {
-      if (pte !== null) warnOnce(k, ctx, 'W7', `guard slot ${i} holds a PTE`)
-      continue
-    }
-    if (pte === null) {
-      warnOnce(k, ctx, 'W8', `slot ${i} has no saved PTE`)
-      continue
-    }
-    setFixPte(k, ctx, kmapLocalCalcIdx(k, i, cpu.id), pte)
-  }
+  forEachSavedSlot(k, ctx, { guard: 'W7', empty: 'W8' }, (slot, pte) => setFixPte(k, ctx, kmapLocalCalcIdx(k, slot, cpu.id), pte))
 }
 
 // ---------------------------------------------------------------- task life
