@@ -6,7 +6,6 @@
  */
 import { ValidationError } from './errors.js'
 
-export const PAGE_SHIFT = 12
 export const PAGE_SIZE = 4096
 
 export interface VAddr {
