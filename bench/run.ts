@@ -2,10 +2,15 @@
 // figure stands beside a baseline measured in the same run (these machines are noisy, so
 // only ratios are comparable between runs). Writes bench/results.json as well.
 //
+// Every figure's ratio is checked against its floor (bench/floors.ts), in both modes: that
+// is the regression check `--quick` exists for. The full run also checks the issues'
+// targets, which are goals rather than alarms and too close to the noise for CI.
+//
 // A bench module exports `run(opts: BenchOptions): Promise<BenchRow[]>`.
 import { readdir, writeFile } from 'node:fs/promises'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { dirname, join } from 'node:path'
+import { FLOORS } from './floors.js'
 import type { BenchOptions, BenchRow } from './types.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -20,6 +25,7 @@ async function main(): Promise<void> {
   const quick = process.argv.includes('--quick')
   const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length)
   const opts: BenchOptions = { quick }
+  const started = performance.now()
   const files = (await readdir(here)).filter((f) => f.endsWith('.bench.ts')).sort()
   const rows: BenchRow[] = []
   for (const f of files) {
@@ -29,13 +35,16 @@ async function main(): Promise<void> {
     }
     rows.push(...(await mod.run(opts)))
   }
-  const header = ['figure', 'value', 'baseline', 'baseline value', 'ratio', 'target']
+  const seconds = (performance.now() - started) / 1000
+  const floorOf = (r: BenchRow): number | undefined => FLOORS[r.id]
+  const header = ['figure', 'value', 'baseline', 'baseline value', 'ratio', 'floor', 'target']
   const table = rows.map((r) => [
     r.name,
     `${fmt(r.value)} ${r.unit}`,
     r.baselineName,
     `${fmt(r.baseline)} ${r.unit}`,
     r.ratio.toFixed(2),
+    String(floorOf(r) ?? 'none'),
     r.target ?? '',
   ])
   const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)))
@@ -43,15 +52,19 @@ async function main(): Promise<void> {
   console.log(line(header))
   console.log('|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|')
   for (const row of table) console.log(line(row))
-  const failed = rows.filter((r) => r.ok === false)
+  console.log(`${rows.length} figures in ${seconds.toFixed(0)} s (${quick ? 'quick' : 'full'} run, node ${process.version}, ${new Date().toISOString()})`)
   await writeFile(
     join(here, 'results.json'),
-    JSON.stringify({ date: new Date().toISOString(), quick, node: process.version, rows }, null, 2),
+    JSON.stringify({ date: new Date().toISOString(), quick, node: process.version, seconds, rows }, null, 2),
   )
-  if (failed.length > 0) {
-    console.log(`below target: ${failed.map((r) => r.name).join(', ')}`)
-    process.exitCode = 1
-  }
+  const noFloor = rows.filter((r) => floorOf(r) === undefined)
+  const belowFloor = rows.filter((r) => r.ratio < (floorOf(r) ?? -Infinity))
+  const belowTarget = quick ? [] : rows.filter((r) => r.ok === false)
+  if (noFloor.length > 0) console.log(`no floor in bench/floors.ts: ${noFloor.map((r) => r.id).join(', ')}`)
+  if (belowTarget.length > 0) console.log(`below target: ${belowTarget.map((r) => r.id).join(', ')}`)
+  if (belowFloor.length > 0) console.log(`REGRESSED below floor: ${belowFloor.map((r) => `${r.id} (${r.ratio.toFixed(2)} < ${floorOf(r)})`).join(', ')}`)
+  else console.log('no figure below its floor')
+  if (noFloor.length + belowFloor.length + belowTarget.length > 0) process.exitCode = 1
 }
 
 await main()

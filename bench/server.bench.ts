@@ -3,11 +3,9 @@
 // - committed ops/s in batches of 1,000 vs raw better-sqlite3 inserts of the same event rows;
 // - start-up time to /readyz with 1,000 stored machines vs with an empty database.
 // Servers run as child processes on loopback; autocannon drives them from this process.
-import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, openSync, readFileSync } from 'node:fs'
+import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import Database from 'better-sqlite3'
 import pino from 'pino'
@@ -16,40 +14,12 @@ import { MachineService } from '../src/service/machines.js'
 import { openDb } from '../src/store/db.js'
 import { Repo } from '../src/store/repo.js'
 import { GroupWriter } from '../src/store/writer.js'
+import { post, startChild, startLab } from './child.js'
 import type { BenchOptions, BenchRow } from './types.js'
 
-const root = fileURLToPath(new URL('../', import.meta.url))
 const CONNECTIONS = 50
 const SLOT0_CPU0 = '0xfffbb000'
 const MACHINE = { arch: 'x86_32', cpus: 2, seed: 1 }
-
-interface Server {
-  proc: ChildProcess
-  base: string
-  stop: () => Promise<void>
-}
-
-/** Starts `args` with node; its log goes to a file (as a deployment would), the port is read back from it. */
-async function startNode(args: string[], env: Record<string, string>, dir: string): Promise<Server> {
-  const logFile = join(dir, `log-${Date.now()}-${Math.random()}.jsonl`)
-  const out = openSync(logFile, 'w')
-  const proc = spawn(process.execPath, args, { cwd: root, env: { ...process.env, NODE_OPTIONS: '', PORT: '0', ...env }, stdio: ['ignore', out, out] })
-  for (let i = 0; i < 400; i++) {
-    const m = /listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(readFileSync(logFile, 'utf8'))
-    if (m) {
-      const exited = new Promise<void>((r) => proc.on('exit', () => r()))
-      return { proc, base: m[1]!, stop: () => (proc.kill('SIGTERM'), exited) }
-    }
-    if (proc.exitCode !== null) break
-    await new Promise((r) => setTimeout(r, 25))
-  }
-  proc.kill('SIGKILL')
-  throw new Error(`server did not start: ${readFileSync(logFile, 'utf8').slice(0, 2000)}`)
-}
-
-function startLab(dir: string, db: string): Promise<Server> {
-  return startNode(['--import', 'tsx', 'src/server.ts'], { KMAPLAB_DB: db, KMAPLAB_RATE_MAX: '1000000000', KMAPLAB_MAX_MACHINES: '100000' }, dir)
-}
 
 // The baseline: fastify's hello world with the lab's logger setup (pino JSON, request logging on).
 const HELLO = `
@@ -60,22 +30,16 @@ app.get('/', async () => ({ hello: 'world' }))
 await app.listen({ host: '127.0.0.1', port: 0 })
 `
 
-async function post(base: string, path: string, body: unknown): Promise<any> {
-  const res = await fetch(base + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
-  if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`)
-  return res.json()
-}
-
 function cannon(opts: autocannon.Options): Promise<autocannon.Result> {
   return new Promise((resolve, reject) => autocannon(opts, (err, res) => (err ? reject(err) : resolve(res))))
 }
 
 async function singleOps(dir: string, seconds: number): Promise<BenchRow> {
-  const hello = await startNode(['--input-type=module', '-e', HELLO], {}, dir)
+  const hello = await startChild(['--input-type=module', '-e', HELLO], {}, dir)
   const base = await cannon({ url: hello.base, connections: CONNECTIONS, duration: seconds })
   await hello.stop()
 
-  const lab = await startLab(dir, join(dir, 'single.db'))
+  const lab = await startLab(dir, { KMAPLAB_DB: join(dir, 'single.db') })
   // One machine per connection, so that each connection can alternate map and unmap safely.
   const machines: string[] = []
   for (let i = 0; i < CONNECTIONS; i++) {
@@ -118,6 +82,7 @@ async function singleOps(dir: string, seconds: number): Promise<BenchRow> {
   if (res.non2xx > 0 || res.errors > 0) throw new Error(`single-op bench: ${res.non2xx} non-2xx, ${res.errors} errors`)
   const ratio = res.requests.average / base.requests.average
   return {
+    id: 'http-single-op',
     name: 'single-op requests/s (fsync per group commit)',
     value: res.requests.average,
     unit: 'req/s',
@@ -135,7 +100,7 @@ function mapUnmapBatch(ops: number): unknown[] {
 
 async function batchedOps(dir: string, batches: number): Promise<BenchRow> {
   const file = join(dir, 'batch.db')
-  const lab = await startLab(dir, file)
+  const lab = await startLab(dir, { KMAPLAB_DB: file })
   const m = await post(lab.base, '/v1/machines', MACHINE)
   await post(lab.base, `/v1/machines/${m.id}/ops`, { op: 'spawn', name: 'A', cpu: 0 })
   const body = { ops: mapUnmapBatch(1000) }
@@ -163,6 +128,7 @@ async function batchedOps(dir: string, batches: number): Promise<BenchRow> {
   const value = (batches * 1000) / seconds
   const baseline = (batches * 1000) / rawSeconds
   return {
+    id: 'http-batch-commit',
     name: 'committed ops/s, HTTP batches of 1,000',
     value,
     unit: 'ops/s',
@@ -177,7 +143,7 @@ async function batchedOps(dir: string, batches: number): Promise<BenchRow> {
 async function restart(dir: string, machines: number): Promise<BenchRow> {
   const timeToReady = async (db: string): Promise<number> => {
     const started = performance.now()
-    const lab = await startLab(dir, db)
+    const lab = await startLab(dir, { KMAPLAB_DB: db })
     while (!(await fetch(lab.base + '/readyz')).ok) await new Promise((r) => setTimeout(r, 5))
     const ms = performance.now() - started
     await lab.stop()
@@ -195,6 +161,7 @@ async function restart(dir: string, machines: number): Promise<BenchRow> {
   const empty = await timeToReady(join(dir, 'empty.db'))
   const stored = await timeToReady(full)
   return {
+    id: 'restart-stored-machines',
     name: `start-up to /readyz, ${machines} stored machines (lower is better; ratio = empty/stored)`,
     value: stored,
     unit: 'ms',

@@ -92,7 +92,7 @@ function pool(n: number): Run {
   })
 }
 
-function row(name: string, r: Run, target?: string, ok?: (rate: number, ratio: number) => boolean): BenchRow {
+function row(id: string, name: string, r: Run, target?: string, ok?: (rate: number, ratio: number) => boolean): BenchRow {
   // Best of the measured run's baseline: same number of event objects, same process.
   const b = baseline(r.events)
   const rate = r.ops / r.seconds
@@ -101,7 +101,7 @@ function row(name: string, r: Run, target?: string, ok?: (rate: number, ratio: n
   // Compare in ops: the baseline's rate in events, converted at the workload's events/op.
   const baseOps = baseRate / eventsPerOp
   const ratio = rate / baseOps
-  const out: BenchRow = { name, value: rate, unit: 'ops/s', baselineName: `build ${eventsPerOp.toFixed(1)} events/op only`, baseline: baseOps, ratio }
+  const out: BenchRow = { id, name, value: rate, unit: 'ops/s', baselineName: `build ${eventsPerOp.toFixed(1)} events/op only`, baseline: baseOps, ratio }
   if (target !== undefined && ok !== undefined) Object.assign(out, { target, ok: ok(rate, ratio) })
   return out
 }
@@ -114,9 +114,9 @@ export async function run(opts: BenchOptions): Promise<BenchRow[]> {
   pool(20_000)
   baseline(200_000)
   return [
-    row('sim: kmap_local_page+kunmap_local', pairs(Math.round(1_000_000 * scale)), '>= 2M ops/s, >= 0.25', (r, q) => r >= 2e6 && q >= 0.25),
+    row('sim-pairs', 'sim: kmap_local_page+kunmap_local', pairs(Math.round(1_000_000 * scale)), '>= 2M ops/s, >= 0.25', (r, q) => r >= 2e6 && q >= 0.25),
     // Issues 2 and 3 set no target for these two; they are reported for comparison between runs.
-    row('sim: switch-heavy (nested maps, preempt every 3rd op)', switchHeavy(Math.round(200_000 * scale))),
-    row('sim: pool kmap/kunmap with wraps', pool(Math.round(300_000 * scale))),
+    row('sim-switch-heavy', 'sim: switch-heavy (nested maps, preempt every 3rd op)', switchHeavy(Math.round(200_000 * scale))),
+    row('sim-pool', 'sim: pool kmap/kunmap with wraps', pool(Math.round(300_000 * scale))),
   ]
 }

@@ -4,50 +4,20 @@
 // - the server's RSS at the end of a long run with one stalled subscriber, against its RSS at
 //   the start of that run (it must stay flat: the stalled client is cut, not buffered for).
 // Servers run as child processes on loopback; the clients run in this process.
-import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import WebSocket from 'ws'
+import { post, rssOf, startChild, startLab as startServer, type Child } from './child.js'
 import type { BenchOptions, BenchRow } from './types.js'
 
-const root = fileURLToPath(new URL('../', import.meta.url))
 const SUBSCRIBERS = 100
 const OPS_PER_BATCH = 500
 const IN_FLIGHT = 4
 const SLOT0_CPU0 = '0xfffbb000'
 
-interface Child {
-  proc: ChildProcess
-  port: number
-  stop: () => Promise<void>
-}
-
-/** Starts `args` with node and reads its port from its output (`listening at ...:PORT` or `PORT n`). */
-async function startChild(args: string[], env: Record<string, string>, dir: string): Promise<Child> {
-  const logFile = join(dir, `log-${Date.now()}-${Math.random()}.txt`)
-  const out = openSync(logFile, 'w')
-  const proc = spawn(process.execPath, args, { cwd: root, env: { ...process.env, NODE_OPTIONS: '', PORT: '0', ...env }, stdio: ['pipe', out, out] })
-  for (let i = 0; i < 400; i++) {
-    const m = /(?:listening at http:\/\/127\.0\.0\.1:|^PORT )(\d+)/m.exec(readFileSync(logFile, 'utf8'))
-    if (m) {
-      const exited = new Promise<void>((r) => proc.on('exit', () => r()))
-      return { proc, port: Number(m[1]), stop: () => (proc.kill('SIGTERM'), exited) }
-    }
-    if (proc.exitCode !== null) break
-    await new Promise((r) => setTimeout(r, 25))
-  }
-  proc.kill('SIGKILL')
-  throw new Error(`child did not start: ${readFileSync(logFile, 'utf8').slice(0, 2000)}`)
-}
-
 function startLab(dir: string): Promise<Child> {
-  return startChild(['--import', 'tsx', 'src/server.ts'], {
-    KMAPLAB_DB: join(dir, `stream-${Date.now()}.db`),
-    KMAPLAB_DURABILITY: 'normal',
-    KMAPLAB_RATE_MAX: '1000000000',
-  }, dir)
+  return startServer(dir, { KMAPLAB_DB: join(dir, `stream-${Date.now()}.db`), KMAPLAB_DURABILITY: 'normal' })
 }
 
 // The baseline: a bare `ws` server that, once it has all its clients, broadcasts the recorded
@@ -121,12 +91,6 @@ function nextMessage(ws: WebSocket, type: string): Promise<any> {
   })
 }
 
-async function post(port: number, path: string, body: unknown): Promise<any> {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
-  if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`)
-  return res.json()
-}
-
 const mapUnmap = Array.from({ length: OPS_PER_BATCH }, (_, i) => (i % 2 === 0 ? { op: 'kmap_local_page', pid: 1, page: 0x40000 + i } : { op: 'kunmap_local', pid: 1, addr: SLOT0_CPU0 }))
 
 /** Sends `batches` batches of map/unmap over one socket, IN_FLIGHT at a time; resolves with the last seq. */
@@ -150,9 +114,9 @@ async function drive(driver: WebSocket, batches: number): Promise<number> {
   })
 }
 
-async function busyMachine(port: number): Promise<string> {
-  const { id } = await post(port, '/v1/machines', { arch: 'x86_32', cpus: 2, seed: 1 })
-  await post(port, `/v1/machines/${id}/ops`, { op: 'spawn', name: 'A', cpu: 0 })
+async function busyMachine(base: string): Promise<string> {
+  const { id } = await post(base, '/v1/machines', { arch: 'x86_32', cpus: 2, seed: 1 })
+  await post(base, `/v1/machines/${id}/ops`, { op: 'spawn', name: 'A', cpu: 0 })
   return id as string
 }
 
@@ -172,7 +136,7 @@ async function subscribers(url: string, n: number, recordFirst: boolean, subscri
 /** One run of each side; returns events/s delivered by the lab and by the raw broadcast. */
 async function fanOutOnce(dir: string, batches: number): Promise<{ value: number; baseline: number; events: number }> {
   const lab = await startLab(dir)
-  const id = await busyMachine(lab.port)
+  const id = await busyMachine(lab.base)
   const url = `ws://127.0.0.1:${lab.port}/v1/machines/${id}/stream`
   const clients = await subscribers(url, SUBSCRIBERS, true, true)
   const driver = await open(url)
@@ -215,6 +179,7 @@ async function fanOut(dir: string, batches: number, reps: number): Promise<Bench
     events = r.events
   }
   return {
+    id: 'ws-fanout',
     name: `events/s delivered to ${SUBSCRIBERS} subscribers of one busy machine (${events} events, ops over a socket, best of ${reps})`,
     value,
     unit: 'events/s',
@@ -226,14 +191,9 @@ async function fanOut(dir: string, batches: number, reps: number): Promise<Bench
   }
 }
 
-function rssOf(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-  return Number(m![1]) / 1024
-}
-
 async function stalledRun(dir: string, seconds: number): Promise<BenchRow> {
   const lab = await startLab(dir)
-  const id = await busyMachine(lab.port)
+  const id = await busyMachine(lab.base)
   const url = `ws://127.0.0.1:${lab.port}/v1/machines/${id}/stream`
   const [stalled, reader] = await subscribers(url, 2, false, true)
   const lagged = nextMessage(stalled!.ws, 'lagged')
@@ -261,6 +221,7 @@ async function stalledRun(dir: string, seconds: number): Promise<BenchRow> {
   for (const ws of [stalled!.ws, reader!.ws, driver]) ws.terminate()
   await lab.stop()
   return {
+    id: 'rss-stalled-subscriber',
     name: `server RSS after ${seconds} s (${events} events) with one stalled subscriber${wasCut ? ', cut with lagged' : ', NOT cut'} (lower is better; ratio = start/end)`,
     value: end,
     unit: 'MiB',

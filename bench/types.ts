@@ -4,6 +4,8 @@ export interface BenchOptions {
 }
 
 export interface BenchRow {
+  /** Stable key of the figure (names carry run-dependent counts); bench/floors.json uses it. */
+  id: string
   name: string
   value: number
   unit: string
