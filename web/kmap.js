@@ -12,6 +12,14 @@ export function isGuard(config, slot) {
   return config.KM_INCR === 2 && slot % 2 === 0
 }
 
+/**
+ * Without DEBUG_KMAP_LOCAL the last slot (15) is reserved but never mapped: the push that
+ * would use it raises kmap_ctrl.idx to KM_MAX_IDX and BUGs first (spec 2.2).
+ */
+export function isNeverUsed(config, slot) {
+  return !isGuard(config, slot) && slot + 1 >= config.KM_MAX_IDX
+}
+
 function owner(state, cpu, entry) {
   const c = state.cpus.find((x) => x.cpu === cpu)
   const holds = (t) => t.kpte?.some((k) => k.slot === entry.slot && k.pfn === entry.pfn)
@@ -36,6 +44,7 @@ export function kmapGrid(config, state) {
         fixIdx,
         addr: fixToVirt(config.layout.fixaddrTop, fixIdx),
         guard: isGuard(config, slot),
+        neverUsed: isNeverUsed(config, slot),
         live: entry ? { pfn: entry.pfn, prot: entry.prot, owner: owner(state, c.cpu, entry) } : null,
       }
     }),

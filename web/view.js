@@ -169,10 +169,10 @@ export class MachineView {
           h('div', { class: 'muted' }, cpu.current === 0 ? 'idle' : `running ${name(cpu.current)} (pid ${cpu.current})`),
           row.inIrq ? h('div', { class: 'warn' }, 'in interrupt') : null),
         h('div', { class: 'slots' }, ...row.slots.map((s) => {
-          const attrs = { class: `slot${s.live ? ' live' : ''}${s.guard ? ' guard' : ''}`, title: `fixmap index ${s.fixIdx}`, dataset: { cpu: row.cpu, slot: s.slot, addr: s.addr } }
+          const attrs = { class: `slot${s.live ? ' live' : ''}${s.guard || s.neverUsed ? ' guard' : ''}`, title: `fixmap index ${s.fixIdx}${s.neverUsed ? ': reserved, never mapped (the 16th push BUGs first)' : ''}`, dataset: { cpu: row.cpu, slot: s.slot, addr: s.addr } }
           if (s.live) Object.assign(attrs.dataset, { pfn: s.live.pfn, owner: s.live.owner.pid })
           return h('div', attrs,
-            h('div', { class: 'slot-no' }, `slot ${s.slot}`, s.guard ? ' · guard' : ''),
+            h('div', { class: 'slot-no' }, `slot ${s.slot}`, s.guard ? ' · guard' : s.neverUsed ? ' · never used' : ''),
             h('div', { class: 'addr' }, s.addr),
             s.live ? [h('div', { class: 'pfn' }, `pfn ${hex(s.live.pfn)}`), h('div', { class: 'owner' }, `${s.live.owner.name} (pid ${s.live.owner.pid})`)] : null)
         })))
