@@ -7,12 +7,12 @@
 export const FLOORS: Record<string, number> = {
   'sim-pairs': 0.06,
   'sim-switch-heavy': 0.03,
-  'sim-pool': 0.025,
+  'sim-pool': 0.02,
   'http-single-op': 0.06,
-  'http-batch-commit': 0.12,
+  'http-batch-commit': 0.15,
   // Lazy restore: start-up with 1,000 stored machines must stay close to an empty database's.
   'restart-stored-machines': 0.5,
   'ws-fanout': 0.35,
   'rss-stalled-subscriber': 0.7,
-  'rss-per-live-machine': 0.04,
+  'rss-per-live-machine': 0.05,
 }
