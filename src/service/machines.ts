@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { EventQuery, EventRow, MachineRow, OpRow, Repo, WriteSet } from '../store/repo.js'
-import { StorageError, type GroupWriter } from '../store/writer.js'
+import { StorageError, type Writer } from '../store/writer.js'
 import { notFound, ServiceError } from './errors.js'
 import type { Hub, Listener, Unsubscribe } from './hub.js'
 import { applyOp, eventJson, isRefusal, newMachine, stateHash, type Applied, type Machine, type Refusal, type SimEvent } from './model.js'
@@ -82,7 +82,7 @@ export class MachineService {
 
   constructor(
     private readonly repo: Repo,
-    private readonly writer: GroupWriter,
+    private readonly writer: Writer,
     private readonly hub: Hub,
     private readonly limits: Limits,
     private readonly log: Logger,

@@ -17,13 +17,25 @@ export interface CommitStats {
   events: number
 }
 
+/** What the service needs of a writer: group commit with a promise per write set. */
+export interface Writer {
+  /** Settles once `ws` is committed (durably, at the store's durability), or rejects with StorageError. */
+  commit(ws: WriteSet): Promise<void>
+  /** Write sets handed in and not yet settled. */
+  readonly pending: number
+  /** Commits whatever is queued, then stops (shutdown). */
+  close(): Promise<void>
+}
+
 interface Pending {
   ws: WriteSet
   resolve: () => void
   reject: (err: unknown) => void
 }
 
-export class GroupWriter {
+/** Commits on the calling thread: right for `normal` durability, where a commit is a few writes
+ *  to the page cache. With `full`, each commit blocks the event loop for an fsync: use ThreadWriter. */
+export class GroupWriter implements Writer {
   private queue: Pending[] = []
   private scheduled = false
 
@@ -46,6 +58,10 @@ export class GroupWriter {
         setImmediate(() => this.flush())
       }
     })
+  }
+
+  async close(): Promise<void> {
+    this.flush()
   }
 
   /** Commits whatever is queued now; also used at shutdown. */

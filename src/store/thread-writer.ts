@@ -1,0 +1,253 @@
+// Group commit on a writer thread. With `full` durability every commit ends in an fsync of the
+// WAL, which takes milliseconds on real disks; done on the event loop it stalls every request
+// for that long. Here a worker thread owns a second connection to the same file and runs the
+// transactions, so the event loop keeps parsing, applying and queueing while the disk syncs.
+//
+// The guarantees are GroupWriter's: write sets handed in during one turn of the event loop
+// share a transaction; a promise settles only when its transaction is committed (fsynced with
+// `full`), and a failed transaction rejects every write set of it with StorageError. At most one
+// transaction is in flight, so transactions commit in the order their write sets were handed
+// in; what arrives while one is in flight forms the next group.
+//
+// Readers on the main connection see a transaction only once the worker has committed it, so
+// nothing is visible before it is durable.
+import { Worker } from 'node:worker_threads'
+import type { Durability } from './db.js'
+import type { EventRow, OpRow, WriteSet } from './repo.js'
+import { StorageError, type CommitStats, type Writer } from './writer.js'
+
+/**
+ * A group as it crosses to the thread: one string and one array of numbers for all its write
+ * sets, instead of thousands of small objects, which structured clone copies many times more
+ * slowly. The strings are machine ids, statuses, event types and JSON texts (ops, events),
+ * none of which can hold a raw newline, so they travel joined by '\n'. The rare parts (a new
+ * machine, a checkpoint, an idempotency record) travel as they are.
+ */
+export interface PackedGroup {
+  text: string
+  nums: Float64Array
+  extras: { index: number; newMachine?: WriteSet['newMachine']; checkpoint?: WriteSet['checkpoint']; idempotency?: WriteSet['idempotency'] }[]
+}
+
+export function pack(sets: readonly WriteSet[]): PackedGroup {
+  let size = 0
+  for (const ws of sets) size += 4 + 2 * ws.ops.length + 3 * ws.events.length
+  const nums = new Float64Array(size)
+  const text: string[] = []
+  const extras: PackedGroup['extras'] = []
+  let k = 0
+  for (let index = 0; index < sets.length; index++) {
+    const ws = sets[index]!
+    text.push(ws.machineId, ws.head.status)
+    nums[k++] = ws.head.opCount
+    nums[k++] = ws.head.seq
+    nums[k++] = ws.ops.length
+    nums[k++] = ws.events.length
+    for (const o of ws.ops) {
+      nums[k++] = o.n
+      nums[k++] = o.seqEnd
+      text.push(o.op)
+    }
+    for (const e of ws.events) {
+      nums[k++] = e.seq
+      // NaN stands for null.
+      nums[k++] = e.cpu ?? NaN
+      nums[k++] = e.pid ?? NaN
+      text.push(e.type, e.body)
+    }
+    if (ws.newMachine || ws.checkpoint || ws.idempotency) {
+      extras.push({ index, newMachine: ws.newMachine, checkpoint: ws.checkpoint, idempotency: ws.idempotency })
+    }
+  }
+  return { text: text.join('\n'), nums, extras }
+}
+
+export function unpack(g: PackedGroup): WriteSet[] {
+  const text = g.text.split('\n')
+  const { nums } = g
+  const sets: WriteSet[] = []
+  let k = 0
+  let t = 0
+  const orNull = (x: number): number | null => (Number.isNaN(x) ? null : x)
+  while (k < nums.length) {
+    const machineId = text[t++]!
+    const status = text[t++]!
+    const head = { opCount: nums[k++]!, seq: nums[k++]!, status }
+    const nOps = nums[k++]!
+    const nEvents = nums[k++]!
+    const ops: OpRow[] = new Array(nOps)
+    for (let i = 0; i < nOps; i++) ops[i] = { n: nums[k++]!, seqEnd: nums[k++]!, op: text[t++]! }
+    const events: EventRow[] = new Array(nEvents)
+    for (let i = 0; i < nEvents; i++) {
+      events[i] = { seq: nums[k++]!, cpu: orNull(nums[k++]!), pid: orNull(nums[k++]!), type: text[t++]!, body: text[t++]! }
+    }
+    sets.push({ machineId, ops, events, head })
+  }
+  for (const { index, newMachine, checkpoint, idempotency } of g.extras) {
+    const ws = sets[index]!
+    if (newMachine) ws.newMachine = newMachine
+    if (checkpoint) ws.checkpoint = checkpoint
+    if (idempotency) ws.idempotency = idempotency
+  }
+  return sets
+}
+
+/** main -> thread */
+export type ToThread = { kind: 'commit'; group: PackedGroup } | { kind: 'close' }
+/** thread -> main */
+export type FromThread =
+  | { kind: 'committed'; seconds: number }
+  | { kind: 'failed'; code: string | undefined; message: string }
+  | { kind: 'closed' }
+  | { kind: 'ready' }
+  | { kind: 'fatal'; message: string }
+
+interface Pending {
+  ws: WriteSet
+  resolve: () => void
+  reject: (err: unknown) => void
+}
+
+export interface ThreadWriterOptions {
+  file: string
+  durability: Durability
+  onCommit?: (stats: CommitStats) => void
+  /**
+   * The thread died or could not open the store. Its connection may still hold the write
+   * lock and an in-flight transaction's outcome is unknown, so the store cannot be written
+   * safely from this process any more: the server exits on this (a restart recovers the WAL).
+   */
+  onFatal?: (err: Error) => void
+}
+
+/** The thread's script: the built module, or when running from source a bootstrap that gives
+ *  the thread the tsx loader first (loader hooks of the main thread do not reach workers). */
+function threadScript(): { script: URL | string; eval: boolean } {
+  if (!import.meta.url.endsWith('.ts')) return { script: new URL('./writer-thread.js', import.meta.url), eval: false }
+  const entry = new URL('./writer-thread.ts', import.meta.url).href
+  const tsx = import.meta.resolve('tsx/esm/api')
+  return { script: `const { register } = await import(${JSON.stringify(tsx)}); register(); await import(${JSON.stringify(entry)})`, eval: true }
+}
+
+export class ThreadWriter implements Writer {
+  private queue: Pending[] = []
+  private inFlight: Pending[] | null = null
+  private scheduled = false
+  private broken: StorageError | null = null
+  private closing = false
+  private readonly worker: Worker
+  private readonly exited: Promise<void>
+  private drained: (() => void) | null = null
+  private markReady: () => void = () => {}
+  /** Settles once the thread has opened the store, or rejects if it cannot: await it before serving. */
+  readonly ready: Promise<void>
+
+  constructor(private readonly opts: ThreadWriterOptions) {
+    let failReady: (err: Error) => void = () => {}
+    this.ready = new Promise((resolve, reject) => {
+      this.markReady = resolve
+      failReady = reject
+    })
+    // Nobody may be waiting for it (tests of the writer alone); the failure also reaches onFatal.
+    this.ready.catch(() => {})
+    this.failReady = failReady
+    const { script, eval: isEval } = threadScript()
+    // No execArgv of ours: preloads (probes, coverage, loaders) are the main thread's business.
+    this.worker = new Worker(script, { eval: isEval, execArgv: [], workerData: { file: opts.file, durability: opts.durability } })
+    this.worker.unref()
+    this.worker.on('message', (msg: FromThread) => this.onMessage(msg))
+    this.worker.on('error', (err) => this.fail(err))
+    this.exited = new Promise((resolve) => {
+      this.worker.on('exit', (code) => {
+        if (!this.closing || this.inFlight) this.fail(new Error(`writer thread exited with code ${code}`))
+        resolve()
+      })
+    })
+  }
+
+  get pending(): number {
+    return this.queue.length + (this.inFlight?.length ?? 0)
+  }
+
+  commit(ws: WriteSet): Promise<void> {
+    if (this.broken) return Promise.reject(this.broken)
+    return new Promise((resolve, reject) => {
+      this.queue.push({ ws, resolve, reject })
+      if (!this.inFlight && !this.scheduled) {
+        this.scheduled = true
+        // As in GroupWriter: what arrives in this turn of the event loop joins the group.
+        setImmediate(() => {
+          this.scheduled = false
+          this.send()
+        })
+      }
+    })
+  }
+
+  async close(): Promise<void> {
+    if (!this.closing) {
+      this.closing = true
+      if (this.pending > 0 && !this.broken) {
+        await new Promise<void>((resolve) => {
+          this.drained = resolve
+          if (!this.inFlight) this.send()
+        })
+      }
+      this.worker.ref()
+      this.worker.postMessage({ kind: 'close' } satisfies ToThread)
+    }
+    await this.exited
+  }
+
+  private send(): void {
+    if (this.inFlight || this.queue.length === 0 || this.broken) return
+    const group = this.queue
+    this.queue = []
+    this.inFlight = group
+    // Keep the process alive while a transaction is out; an idle writer must not.
+    this.worker.ref()
+    const packed = pack(group.map((p) => p.ws))
+    this.worker.postMessage({ kind: 'commit', group: packed } satisfies ToThread, [packed.nums.buffer as ArrayBuffer])
+  }
+
+  private onMessage(msg: FromThread): void {
+    if (msg.kind === 'closed') return
+    if (msg.kind === 'ready') return this.markReady()
+    if (msg.kind === 'fatal') return this.fail(new Error(msg.message))
+    const group = this.inFlight
+    if (!group) return
+    this.inFlight = null
+    if (msg.kind === 'committed') {
+      this.opts.onCommit?.({
+        seconds: msg.seconds,
+        writeSets: group.length,
+        ops: group.reduce((n, p) => n + p.ws.ops.length, 0),
+        events: group.reduce((n, p) => n + p.ws.events.length, 0),
+      })
+      for (const p of group) p.resolve()
+    } else {
+      const failure = new StorageError(Object.assign(new Error(msg.message), { code: msg.code }))
+      for (const p of group) p.reject(failure)
+    }
+    // The next group is what queued up meanwhile: send it now, the disk is free.
+    this.send()
+    if (!this.inFlight) {
+      this.worker.unref()
+      if (this.drained && this.queue.length === 0) this.drained()
+    }
+  }
+
+  private readonly failReady: (err: Error) => void
+
+  private fail(err: Error): void {
+    if (this.broken) return
+    this.failReady(err)
+    this.broken = new StorageError(err)
+    const lost = [...(this.inFlight ?? []), ...this.queue]
+    this.inFlight = null
+    this.queue = []
+    for (const p of lost) p.reject(this.broken)
+    this.drained?.()
+    if (!this.closing) this.opts.onFatal?.(err)
+  }
+}

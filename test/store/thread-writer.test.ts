@@ -1,0 +1,91 @@
+import t from 'tap'
+import { fakeMachine, tempRepo } from './fixtures/store.js'
+import { pack, ThreadWriter, unpack } from '../../src/store/thread-writer.js'
+import { StorageError, type CommitStats } from '../../src/store/writer.js'
+import type { WriteSet } from '../../src/store/repo.js'
+
+t.test('a group crosses to the thread and back unchanged', async (t) => {
+  const a = fakeMachine('m_a', 'x', 3)
+  a.events[0]!.cpu = null
+  a.events[1]!.pid = null
+  a.checkpoint = { opN: 3, seq: 6, hash: 'ab'.repeat(32) }
+  a.idempotency = { owner: 'x', key: 'k-1', requestHash: 'cd'.repeat(32), reply: '{"seq":6}' }
+  const b: WriteSet = { machineId: 'm_b', ops: [], events: [], head: { opCount: 0, seq: 0, status: 'halted' } }
+  const c = fakeMachine('m_c', 'y', 1)
+  delete c.newMachine
+  t.same(unpack(pack([a, b, c])), [a, b, c])
+})
+
+t.test('write sets of one tick share a transaction on the thread, and are readable once settled', async (t) => {
+  const { repo, file } = tempRepo()
+  const commits: CommitStats[] = []
+  const w = new ThreadWriter({ file, durability: 'full', onCommit: (s) => commits.push(s) })
+  t.teardown(() => w.close())
+  await w.ready
+  await Promise.all([w.commit(fakeMachine('m_a', 'x', 2)), w.commit(fakeMachine('m_b', 'x', 3))])
+  t.equal(commits.length, 1)
+  t.match(commits[0], { writeSets: 2, ops: 5, events: 10 })
+  t.equal(repo.countMachines('x'), 2, 'the main connection sees the commit')
+  t.same(repo.queryEvents('m_b', { after: 0, limit: 100 }).map((b) => JSON.parse(b).seq), [1, 2, 3, 4, 5, 6])
+  await w.commit(fakeMachine('m_c', 'x', 1))
+  t.equal(commits.length, 2, 'a later tick is a new transaction')
+})
+
+t.test('what arrives while a transaction is in flight is the next group, committed after it', async (t) => {
+  const { repo, file } = tempRepo()
+  const commits: CommitStats[] = []
+  const w = new ThreadWriter({ file, durability: 'normal', onCommit: (s) => commits.push(s) })
+  t.teardown(() => w.close())
+  const order: string[] = []
+  const first = w.commit(fakeMachine('m_a', 'x', 500)).then(() => order.push('a'))
+  await new Promise((r) => setImmediate(r)) // m_a is now in flight
+  t.equal(w.pending, 1)
+  const rest = [w.commit(fakeMachine('m_b', 'x', 1)).then(() => order.push('b')), w.commit(fakeMachine('m_c', 'x', 1)).then(() => order.push('c'))]
+  await Promise.all([first, ...rest])
+  t.same(order, ['a', 'b', 'c'])
+  t.same(commits.map((c) => c.writeSets), [1, 2])
+  t.equal(repo.countMachines('x'), 3)
+})
+
+t.test('a failed transaction rejects its whole group and writes none of it', async (t) => {
+  const { repo, file } = tempRepo()
+  const w = new ThreadWriter({ file, durability: 'full' })
+  t.teardown(() => w.close())
+  await w.commit(fakeMachine('m_a', 'x', 1))
+  // m_a again: its primary key makes the transaction fail.
+  const results = await Promise.allSettled([w.commit(fakeMachine('m_b', 'x', 2)), w.commit(fakeMachine('m_a', 'x', 1))])
+  for (const r of results) {
+    t.equal(r.status, 'rejected')
+    if (r.status === 'rejected') {
+      t.type(r.reason, StorageError)
+      t.match((r.reason as StorageError).message, /SQLITE_CONSTRAINT/)
+    }
+  }
+  t.equal(repo.getMachine('m_b'), undefined)
+  t.equal(repo.countMachines('x'), 1)
+  await w.commit(fakeMachine('m_c', 'x', 1))
+  t.equal(repo.countMachines('x'), 2, 'the writer goes on after a failed transaction')
+})
+
+t.test('close commits what is queued, then stops the thread', async (t) => {
+  const { repo, file } = tempRepo()
+  const w = new ThreadWriter({ file, durability: 'full' })
+  const p = w.commit(fakeMachine('m_a', 'x', 1))
+  t.equal(w.pending, 1)
+  await w.close()
+  await p
+  t.equal(w.pending, 0)
+  t.ok(repo.getMachine('m_a'))
+})
+
+t.test('a thread that cannot open the store fails its commits and reports it', async (t) => {
+  let fatal: Error | undefined
+  // A path under a regular file: the directory cannot be made.
+  const { file: blocker } = tempRepo()
+  const w = new ThreadWriter({ file: `${blocker}/sub/kmaplab.db`, durability: 'full', onFatal: (err) => (fatal = err) })
+  await t.rejects(w.ready, /cannot open/, 'ready says so')
+  await t.rejects(w.commit(fakeMachine('m_a', 'x', 1)), StorageError)
+  t.match(fatal?.message, /cannot open/)
+  await t.rejects(w.commit(fakeMachine('m_b', 'x', 1)), StorageError, 'and every later one')
+  await w.close()
+})
