@@ -24,6 +24,8 @@ export interface SessionContext {
 const BACKLOG_PAGE = 1000
 /** Ops of one socket running at once; beyond this the socket is not read until one finishes. */
 const MAX_INFLIGHT_OPS = 16
+/** How often a socket whose replies are backed up is checked for having drained. */
+const DRAIN_POLL_MS = 20
 
 type BacklogEnd = 'live' | 'halted' | 'stale'
 
@@ -40,6 +42,7 @@ export class StreamSession {
   private ended = false
   private closing = false
   private paused = false
+  private drainTimer: NodeJS.Timeout | undefined
   /** Cleared at each ping, set by the pong: a peer that stays silent for a whole interval is dead. */
   private alive = true
 
@@ -54,7 +57,10 @@ export class StreamSession {
   start(): void {
     this.socket.on('message', (data, isBinary) => this.onMessage(data, isBinary))
     this.socket.on('pong', () => (this.alive = true))
-    this.socket.on('close', () => this.dispose())
+    this.socket.on('close', () => {
+      clearTimeout(this.drainTimer)
+      this.dispose()
+    })
     let machine
     try {
       machine = this.ctx.service.get(this.principal, this.machineId)
@@ -214,20 +220,35 @@ export class StreamSession {
     const running = this.ctx
       .runOps(this.principal, this.machineId, msg)
       .then(
-        (body) => this.send({ type: 'result', id: msg.id, ...body }),
+        (body) => this.send({ type: 'result', id: msg.id, ...body }), // then updateReading, in finally
         (err: unknown) => this.replyError(msg.id, err),
       )
       .finally(() => {
         this.inflight.delete(running)
-        if (this.paused && this.inflight.size < MAX_INFLIGHT_OPS) {
-          this.paused = false
-          this.socket.resume()
-        }
+        this.updateReading()
       })
     this.inflight.add(running)
-    if (this.inflight.size >= MAX_INFLIGHT_OPS) {
-      this.paused = true
-      this.socket.pause()
+    this.updateReading()
+  }
+
+  /**
+   * Reads the peer only while few of its ops are running and its replies drain. Every frame
+   * earns a reply, so a peer that sends and never reads would otherwise make the server
+   * queue replies without end; paused, it fills its own TCP window instead of our memory.
+   */
+  private updateReading(): void {
+    const backedUp = this.socket.bufferedAmount > this.ctx.settings.maxBufferedBytes
+    const pause = backedUp || this.inflight.size >= MAX_INFLIGHT_OPS
+    if (pause !== this.paused) {
+      this.paused = pause
+      if (pause) this.socket.pause()
+      else this.socket.resume()
+    }
+    if (backedUp && this.drainTimer === undefined && !this.ended) {
+      this.drainTimer = setTimeout(() => {
+        this.drainTimer = undefined
+        this.updateReading()
+      }, DRAIN_POLL_MS)
     }
   }
 
@@ -241,6 +262,7 @@ export class StreamSession {
       error = body.error
     }
     this.send({ type: 'error', ...(id === undefined ? {} : { id }), error })
+    this.updateReading()
   }
 
   // ---- endings ------------------------------------------------------------------------
