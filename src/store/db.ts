@@ -19,6 +19,10 @@ export function openDb(file: string, opts: OpenOptions = {}): Db {
   const db = new Database(file)
   // WAL lets readers run beside the single writer and makes a commit one sequential append.
   db.pragma('journal_mode = WAL')
+  // In WAL mode NORMAL syncs the WAL only at checkpoints: a commit is in the OS page cache when
+  // COMMIT returns, which survives a crash of this process but not of the machine. Acknowledging
+  // an op only once it is durable therefore needs FULL (an fsync of the WAL per commit), which
+  // is the default; ThreadWriter keeps that fsync off the event loop.
   db.pragma(`synchronous = ${opts.durability === 'normal' ? 'NORMAL' : 'FULL'}`)
   db.pragma('foreign_keys = ON')
   // A second process on the same file waits a little instead of failing at once.
