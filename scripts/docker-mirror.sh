@@ -27,6 +27,7 @@ echo "== runtime stage in $work/app"
 cp -r node_modules dist "$work/app/"
 cp "$repo/package.json" "$repo/openapi.yaml" "$work/app/"
 cp -r "$repo/migrations" "$work/app/migrations"
+cp -r "$repo/web" "$work/app/web"
 
 port=${MIRROR_PORT:-$((20000 + RANDOM % 20000))}
 cd "$work/app"
@@ -40,6 +41,10 @@ check="fetch('http://127.0.0.1:'+process.env.PORT+'/readyz').then(r=>process.exi
 for _ in $(seq 1 50); do
   if PORT=$port node -e "$check"; then
     echo "== /readyz answered 200 on port $port"
+    # The image must carry everything the server serves, the dashboard included.
+    dash="fetch('http://127.0.0.1:'+process.env.PORT+'/').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+    PORT=$port node -e "$dash" || { echo "the dashboard at / did not answer 200"; cat "$work/server.log"; kill -TERM "$pid"; exit 1; }
+    echo "== / (dashboard) answered 200"
     kill -TERM "$pid"
     wait "$pid" && echo "== SIGTERM: clean exit" && pid= && exit 0
     echo "server exited non-zero after SIGTERM"; cat "$work/server.log"; exit 1
