@@ -6,7 +6,7 @@ import t from 'tap'
 import WebSocket from 'ws'
 import { loadSpec } from '../../src/api/spec.js'
 import { bearer, TOKENS } from '../api/fixtures/lab.js'
-import { World } from './world.js'
+import { World } from './fixtures/world.js'
 
 const BAD: Record<string, string>[] = [
   {},

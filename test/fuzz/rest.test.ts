@@ -7,8 +7,8 @@ import t from 'tap'
 import fc from 'fast-check'
 import { loadSpec, type SpecOperation } from '../../src/api/spec.js'
 import { bearer } from '../api/fixtures/lab.js'
-import { hostileBody, hostileOpsBody, hostileString, hostileValue, RUNS } from './arbitraries.js'
-import { World } from './world.js'
+import { hostileBody, hostileOpsBody, hostileString, hostileValue, RUNS } from './fixtures/arbitraries.js'
+import { World } from './fixtures/world.js'
 
 const configFields = ['arch', 'cpus', 'kernel', 'config', 'layout', 'seed']
 const BODIES: Record<string, fc.Arbitrary<unknown>> = {

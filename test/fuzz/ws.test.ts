@@ -8,8 +8,8 @@ import fc from 'fast-check'
 import WebSocket from 'ws'
 import { bearer } from '../api/fixtures/lab.js'
 import { StreamClient, type Msg } from '../api/fixtures/stream.js'
-import { hostileOp, hostileOpsBody, hostileValue, plausibleOp, RUNS } from './arbitraries.js'
-import { World } from './world.js'
+import { hostileOp, hostileOpsBody, hostileValue, plausibleOp, RUNS } from './fixtures/arbitraries.js'
+import { World } from './fixtures/world.js'
 
 const subscribe = fc
   .record({
