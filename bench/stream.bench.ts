@@ -216,8 +216,9 @@ async function stalledRun(dir: string, seconds: number): Promise<BenchRow> {
   await reader!.reached(seq)
   const end = rssOf(lab.proc.pid!)
   // Let the stalled client read now: it finds its backlog and the lagged message, if it was cut.
+  // Reading the megabytes its kernel buffers hold can take a while on a loaded machine.
   stalled!.ws.resume()
-  await Promise.race([lagged, new Promise((r) => setTimeout(r, 5000))])
+  await Promise.race([lagged, new Promise((r) => setTimeout(r, 20_000))])
   for (const ws of [stalled!.ws, reader!.ws, driver]) ws.terminate()
   await lab.stop()
   return {
