@@ -3,17 +3,11 @@ import { intOption, type Command, type Context } from '../args.js'
 import { parseJson, readText } from '../input.js'
 import { emit, table } from '../output.js'
 import { EXIT } from '../errors.js'
+// A type only (erased at build): the API's machine document, as the service defines it.
+import type { MachineInfo as ServedMachine } from '../../service/machines.js'
 
-export interface MachineInfo {
-  id: string
-  config: Record<string, unknown>
-  seq: number
-  opCount: number
-  status: string
-  createdAt: string
-  parent: { id: string; seq: number } | null
-  diverged?: string
-}
+/** The machine document as the CLI reads it: the effective config is a JSON object. */
+export type MachineInfo = Omit<ServedMachine, 'config'> & { config: Record<string, unknown> }
 
 function machineId(ctx: Context): string {
   const [id, ...rest] = ctx.positionals
