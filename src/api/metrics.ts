@@ -1,6 +1,6 @@
 // Prometheus text exposition, written by hand: a few counters, gauges read on demand and one
 // histogram do not justify a metrics library on the hot path.
-import type { CommitStats } from '../store/writer.js'
+import type { CommitStats } from '../service/store-types.js'
 
 export interface Gauges {
   opsApplied: () => number

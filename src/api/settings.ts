@@ -1,6 +1,6 @@
 // Everything the server reads from its environment, checked once at start-up so a bad value
 // stops the server with a sentence instead of surfacing later as a strange failure.
-import type { Durability } from '../store/db.js'
+import type { Durability } from '../service/store-types.js'
 import { loadPrincipals, type Principal } from './auth.js'
 
 export interface Settings {
