@@ -1,5 +1,5 @@
 import t from 'tap'
-import { fakeMachine, tempRepo } from './fixtures/store.js'
+import { expectGroupRejected, fakeMachine, tempRepo } from './fixtures/store.js'
 import { pack, ThreadWriter, unpack } from '../../src/store/thread-writer.js'
 import { StorageError, type CommitStats } from '../../src/store/writer.js'
 import type { WriteSet } from '../../src/store/repo.js'
@@ -54,13 +54,7 @@ t.test('a failed transaction rejects its whole group and writes none of it', asy
   await w.commit(fakeMachine('m_a', 'x', 1))
   // m_a again: its primary key makes the transaction fail.
   const results = await Promise.allSettled([w.commit(fakeMachine('m_b', 'x', 2)), w.commit(fakeMachine('m_a', 'x', 1))])
-  for (const r of results) {
-    t.equal(r.status, 'rejected')
-    if (r.status === 'rejected') {
-      t.type(r.reason, StorageError)
-      t.match((r.reason as StorageError).message, /SQLITE_CONSTRAINT/)
-    }
-  }
+  expectGroupRejected(t, results, /SQLITE_CONSTRAINT/)
   t.equal(repo.getMachine('m_b'), undefined)
   t.equal(repo.countMachines('x'), 1)
   await w.commit(fakeMachine('m_c', 'x', 1))

@@ -1,6 +1,6 @@
 import t from 'tap'
-import { fakeMachine, tempRepo } from './fixtures/store.js'
-import { GroupWriter, StorageError, type CommitStats } from '../../src/store/writer.js'
+import { expectGroupRejected, fakeMachine, tempRepo } from './fixtures/store.js'
+import { GroupWriter, type CommitStats } from '../../src/store/writer.js'
 
 t.test('write sets handed in during one tick share one transaction', async (t) => {
   const { repo } = tempRepo()
@@ -22,13 +22,7 @@ t.test('a failed commit rejects the whole group and writes none of it', async (t
   const pages = db.pragma('page_count', { simple: true }) as number
   db.pragma(`max_page_count = ${pages}`)
   const results = await Promise.allSettled([w.commit(fakeMachine('m_b', 'x', 2000)), w.commit(fakeMachine('m_c', 'x', 1))])
-  for (const r of results) {
-    t.equal(r.status, 'rejected')
-    if (r.status === 'rejected') {
-      t.type(r.reason, StorageError)
-      t.match((r.reason as StorageError).message, /SQLITE_FULL/)
-    }
-  }
+  expectGroupRejected(t, results, /SQLITE_FULL/)
   t.equal(repo.getMachine('m_b'), undefined)
   t.equal(repo.getMachine('m_c'), undefined)
   t.equal(repo.countMachines('x'), 1, 'what was committed before is still there')
