@@ -33,12 +33,8 @@ import {
 import { KMAP_PROT, Task, type Ctx } from './task.js'
 
 export type Result = Record<string, unknown>
-type Args = ParsedOp['args']
-/** ctx is null for machine-level ops; refs are the tasks the refusal checks already found. */
-export type Handler = (k: Kernel, ctx: Ctx | null, a: Args, refs: Refs) => Result
-export interface Refs {
-  task?: Task
-}
+/** ctx is null for machine-level ops; target is the task the op's refusal check found. */
+export type Handler = (k: Kernel, ctx: Ctx | null, a: ParsedOp, target: Task | null) => Result
 
 const EMPTY: Result = {}
 const EBUSY = -16
@@ -129,9 +125,9 @@ export const HANDLERS: Record<OpName, Handler> = {
     blockSwitch(k, x.cpu, 'dead')
     return EMPTY
   },
-  sched_setaffinity: (k, ctx, a, refs) => {
+  sched_setaffinity: (k, ctx, a, target) => {
     const x = c(ctx)
-    const t = refs.task!
+    const t = target!
     mightSleep(k, x, 'kernel/sched/core.c:sched_setaffinity')
     const cpus = a.cpus!
     if (t === x.task && t.migrationDisabled > 0 && !cpus.includes(t.cpu)) {
@@ -177,9 +173,9 @@ export const HANDLERS: Record<OpName, Handler> = {
     }
     return { switched: preemptSwitch(k, cpu) }
   },
-  switch_to: (k, _ctx, a, refs) => {
+  switch_to: (k, _ctx, a, target) => {
     const cpu = k.cpu(a.cpu!)
-    const t = refs.task!
+    const t = target!
     if (cpu.curr === t) return { switched: false }
     if (t.cpu !== cpu.id) {
       // The load balancer pulls it over (only where cpus_ptr allows: checked before).
@@ -196,8 +192,8 @@ export const HANDLERS: Record<OpName, Handler> = {
     }
     return { switched: preemptSwitch(k, cpu) }
   },
-  set_task_cpu: (k, _ctx, a, refs) => {
-    const t = refs.task!
+  set_task_cpu: (k, _ctx, a, target) => {
+    const t = target!
     const src = k.cpu(t.cpu)
     // set_task_cpu() has only a debug check against moving a migrate-disabled task.
     if (t.migrationDisabled > 0)
@@ -207,8 +203,8 @@ export const HANDLERS: Record<OpName, Handler> = {
     enqueue(k, t, a.cpu!)
     return EMPTY
   },
-  wake: (k, _ctx, _a, refs) => {
-    const t = refs.task!
+  wake: (k, _ctx, _a, target) => {
+    const t = target!
     // A completion wait (sched_setaffinity) ignores wake-ups that do not complete it.
     if (t.state !== 'sleeping' || t.wait?.kind === 'affinity') return EMPTY
     if (t.wait?.kind === 'pkmap') leavePoolQueue(k, t.pid)

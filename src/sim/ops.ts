@@ -73,33 +73,41 @@ export const OP_SPECS = {
 export type OpName = keyof typeof OP_SPECS
 export const OP_NAMES = Object.keys(OP_SPECS) as OpName[]
 
-/** The calling context an op names: a task, or the interrupt open on a CPU. */
-export type CtxRef = { pid: number } | { cpu: number } | null
+/**
+ * A validated op. It has every field any op may have, so every op has the same shape and
+ * parsing only fills fields in. Of a task or process op, `pid` or `cpu` names the calling
+ * context (a task, or the interrupt open on that CPU); of a machine op they are its fields.
+ */
+export class ParsedOp {
+  page?: number
+  pfn?: number
+  addr?: VAddr
+  prot?: Prot
+  write?: boolean
+  bytes?: number
+  userPresent?: boolean
+  mapping?: number
+  offset?: number
+  name?: string
+  target?: number
+  cpus?: number[]
+  cpu?: number
+  pid?: number
+  kind?: 'hardirq' | 'softirq'
+  irqsDisabled?: boolean
+  base?: number
+  size?: number
 
-export interface ParsedOp {
-  op: OpName
-  at: CtxRef
-  /** Validated field values: numbers, booleans, strings, VAddr, Prot, number[]. */
-  args: {
-    page?: number
-    pfn?: number
-    addr?: VAddr
-    prot?: Prot
-    write?: boolean
-    bytes?: number
-    userPresent?: boolean
-    mapping?: number
-    offset?: number
-    name?: string
-    target?: number
-    cpus?: number[]
-    cpu?: number
-    pid?: number
-    kind?: 'hardirq' | 'softirq'
-    irqsDisabled?: boolean
-    base?: number
-    size?: number
-  }
+  constructor(
+    readonly op: OpName,
+    readonly where: Where,
+  ) {}
+}
+type FieldName = Exclude<keyof ParsedOp, 'op' | 'where'>
+interface Field {
+  key: FieldName
+  type: FieldType
+  optional: boolean
 }
 
 function bad(field: string, rule: string): never {
@@ -154,49 +162,63 @@ function parseField(l: Layout, field: string, type: FieldType, v: unknown): unkn
   }
 }
 
-/** Each op's fields as a list, and every key it accepts, computed once rather than per call. */
-const COMPILED = new Map(
-  Object.entries(OP_SPECS).map(([name, spec]: [string, OpSpec]) => {
-    const fields = Object.entries(spec.fields)
-    const allowed = new Set(['op', ...fields.map(([k]) => k), ...(spec.where === 'machine' ? [] : ['pid', 'cpu'])])
-    return [name, { where: spec.where, fields, allowed }] as const
-  }),
-)
+/** An op's fields as a list, and every key it accepts, computed once rather than per call. */
+export interface Syntax {
+  name: OpName
+  where: Where
+  fields: Field[]
+  allowed: Set<string>
+}
 
-/** Validates an op against the vocabulary and the machine's layout. */
-export function parseOp(l: Layout, input: unknown): ParsedOp {
+export const SYNTAX = Object.fromEntries(
+  Object.entries(OP_SPECS).map(([name, spec]: [string, OpSpec]) => {
+    const fields = Object.entries(spec.fields).map(([key, f]) => ({ key: key as FieldName, type: f.type, optional: f.optional === true }))
+    const allowed = new Set(['op', ...fields.map((f) => f.key), ...(spec.where === 'machine' ? [] : ['pid', 'cpu'])])
+    return [name, { name: name as OpName, where: spec.where, fields, allowed }]
+  }),
+) as Record<OpName, Syntax>
+
+/** The entry of `table` an op names; an op that is not an object with a known name is refused. */
+export function lookupOp<E>(table: ReadonlyMap<string, E>, input: unknown): E {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) bad('op', 'an op must be an object with an "op" field')
-  const raw = input as Record<string, unknown>
-  const name = raw.op
-  const spec = typeof name === 'string' ? COMPILED.get(name) : undefined
-  if (spec === undefined) bad('op', `unknown op; one of ${OP_NAMES.join(', ')}`)
-  const args: Record<string, unknown> = {}
+  const name = (input as Record<string, unknown>).op
+  const entry = typeof name === 'string' ? table.get(name) : undefined
+  if (entry === undefined) bad('op', `unknown op; one of ${OP_NAMES.join(', ')}`)
+  return entry
+}
+
+/** Validates an op's fields against its syntax and the machine's layout. */
+export function parseOp(l: Layout, syntax: Syntax, raw: Record<string, unknown>): ParsedOp {
+  const name = syntax.name
+  const p = new ParsedOp(name, syntax.where)
+  const fields = syntax.fields
   let seen = 1 // "op"
-  for (const [key, f] of spec.fields) {
-    const v = raw[key]
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i]!
+    const v = raw[f.key]
     if (v === undefined) {
-      if (!f.optional) bad(key, `required by ${name}`)
+      if (!f.optional) bad(f.key, `required by ${name}`)
       continue
     }
-    args[key] = parseField(l, key, f.type, v)
+    ;(p as Record<FieldName, unknown>)[f.key] = parseField(l, f.key, f.type, v)
     seen++
   }
-  let at: CtxRef = null
-  if (spec.where !== 'machine') {
+  if (syntax.where !== 'machine') {
     const hasPid = raw.pid !== undefined
     const hasCpu = raw.cpu !== undefined
     if (hasPid === hasCpu) {
-      bad(hasPid ? 'cpu' : 'pid', spec.where === 'process'
+      bad(hasPid ? 'cpu' : 'pid', syntax.where === 'process'
         ? `${name} runs in task context: name the task with "pid"`
         : `${name} needs exactly one of "pid" (task context) or "cpu" (the interrupt open on that CPU)`)
     }
-    if (hasCpu && spec.where === 'process') bad('cpu', `${name} cannot run in interrupt context: name the task with "pid"`)
-    at = hasPid ? { pid: parseField(l, 'pid', 'pid', raw.pid) as number } : { cpu: parseField(l, 'cpu', 'cpu', raw.cpu) as number }
+    if (hasCpu && syntax.where === 'process') bad('cpu', `${name} cannot run in interrupt context: name the task with "pid"`)
+    if (hasPid) p.pid = parseField(l, 'pid', 'pid', raw.pid) as number
+    else p.cpu = parseField(l, 'cpu', 'cpu', raw.cpu) as number
     seen++
   }
   // Look for an unknown key only when the count says there is one.
   let keys = 0
   for (const _ in raw) keys++
-  if (keys !== seen) for (const key in raw) if (!spec.allowed.has(key) || raw[key] === undefined) bad(key, `unknown field for ${name}`)
-  return { op: name as OpName, at, args: args as ParsedOp['args'] }
+  if (keys !== seen) for (const key in raw) if (!syntax.allowed.has(key) || raw[key] === undefined) bad(key, `unknown field for ${name}`)
+  return p
 }
