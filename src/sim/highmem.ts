@@ -26,7 +26,7 @@ export function kmapLocalCalcIdx(k: Kernel, slot: number, cpu: number): number {
 
 function setFixPte(k: Kernel, ctx: Ctx, idx: number, pte: Pte): void {
   k.fixmap[idx] = pte
-  k.record(ctx, { seq: 0, ts: 0, type: 'pte_set', cpu: ctx.cpu.id, pid: ctx.task.pid, fixIdx: idx, addr: k.fixAddr(idx), pfn: pte.pfn })
+  k.record(ctx, { seq: k.nextSeq(), ts: k.ts, type: 'pte_set', cpu: ctx.cpu.id, pid: ctx.task.pid, fixIdx: idx, addr: k.fixAddr(idx), pfn: pte.pfn })
   k.advance(COST_NS.PTE_WRITE)
 }
 
@@ -35,7 +35,7 @@ function clearFixPte(k: Kernel, ctx: Ctx, idx: number): void {
   if (idx < 0) return
   const old = k.fixmap[idx] ?? null
   k.fixmap[idx] = null
-  k.record(ctx, { seq: 0, ts: 0, type: 'pte_clear', cpu: ctx.cpu.id, pid: ctx.task.pid, fixIdx: idx, addr: k.fixAddr(idx), pfn: old?.pfn ?? null })
+  k.record(ctx, { seq: k.nextSeq(), ts: k.ts, type: 'pte_clear', cpu: ctx.cpu.id, pid: ctx.task.pid, fixIdx: idx, addr: k.fixAddr(idx), pfn: old?.pfn ?? null })
   k.advance(COST_NS.PTE_WRITE)
 }
 
@@ -43,7 +43,7 @@ function clearFixPte(k: Kernel, ctx: Ctx, idx: number): void {
 export function flushTlbOne(k: Kernel, ctx: Ctx, vpn: number): void {
   ctx.cpu.tlb.delete(vpn)
   const addr = k.fixmapWindowAddr(vpn) ?? hexAddr(vpn)
-  k.record(ctx, { seq: 0, ts: 0, type: 'tlb_flush', cpu: ctx.cpu.id, pid: ctx.task.pid, scope: 'local', addr })
+  k.record(ctx, { seq: k.nextSeq(), ts: k.ts, type: 'tlb_flush', cpu: ctx.cpu.id, pid: ctx.task.pid, scope: 'local', addr })
   k.advance(COST_NS.TLB_FLUSH_ONE)
 }
 
@@ -81,7 +81,7 @@ export function kmapLocalPfnProt(k: Kernel, ctx: Ctx, pfn: number, prot: Prot, a
   if (k.fixmap[idx] !== null)
     bug(k, ctx, 'B3', `fixmap index ${idx} (${k.fixAddr(idx)}) is already mapped (pfn ${hexAddr(0, k.fixmap[idx]!.pfn)})`)
   const addr = k.fixAddr(idx)
-  k.record(ctx, { seq: 0, ts: 0, type: 'kmap', cpu: ctx.cpu.id, pid: ctx.task.pid, api, addr, pfn, slot, fixIdx: idx })
+  k.record(ctx, { seq: k.nextSeq(), ts: k.ts, type: 'kmap', cpu: ctx.cpu.id, pid: ctx.task.pid, api, addr, pfn, slot, fixIdx: idx })
   const pte: Pte = { pfn, prot }
   setFixPte(k, ctx, idx, pte)
   ctx.task.kmapCtrl.pteval[slot] = pte
@@ -127,7 +127,7 @@ export function kunmapLocalIndexed(k: Kernel, ctx: Ctx, va: VAddr, api: string):
   const kc = ctx.task.kmapCtrl
   const slot = kc.idx - 1
   const idx = kmapLocalCalcIdx(k, slot, ctx.cpu.id)
-  k.record(ctx, { seq: 0, ts: 0, type: 'kunmap', cpu: ctx.cpu.id, pid: ctx.task.pid, api, addr: k.fixAddr(l.fixaddrTopVpn - vpn), slot, fixIdx: idx })
+  k.record(ctx, { seq: k.nextSeq(), ts: k.ts, type: 'kunmap', cpu: ctx.cpu.id, pid: ctx.task.pid, api, addr: k.fixAddr(l.fixaddrTopVpn - vpn), slot, fixIdx: idx })
   if (vpn !== k.fixToVpn(idx))
     warnOnce(k, ctx, 'W4', `unmapping ${hexAddr(vpn)} but the top slot ${slot} is at ${k.fixAddr(idx)}`)
   clearFixPte(k, ctx, idx)

@@ -136,13 +136,17 @@ export class Kernel {
     this.ts += ns
   }
 
+  /** The seq of the next event: a hot path builds its event literal whole with it. */
+  nextSeq(): number {
+    return ++this.seq
+  }
+
   /**
-   * Stamps seq and ts on an event literal the caller built whole (seq and ts as 0): the
-   * hot paths (map, unmap, PTE writes, flushes, counters) avoid the copy `emit` makes.
+   * Traces an event literal the caller built whole, seq and ts included: the hot paths
+   * (map, unmap, PTE writes, flushes, counters) avoid the copy `emit` makes, and stamping
+   * here instead would store into every event shape from one site (a megamorphic store).
    */
   record<E extends SimEvent>(ctx: Ctx, e: E): E {
-    e.seq = ++this.seq
-    e.ts = this.ts
     if (ctx.frame !== null) {
       e.pid = null
       ;(e as SimEvent).task = ctx.task.pid
@@ -193,7 +197,7 @@ export class Kernel {
     const pc = this.ctxPreemptCount(ctx)
     if (pc === this.wPc && t.pagefaultDisabled === this.wPf && t.migrationDisabled === this.wMig && t.kmapCtrl.idx === this.wIdx)
       return
-    const e: SimEvent = { seq: 0, ts: 0, type: 'counter', cpu: ctx.cpu.id, pid: t.pid }
+    const e: SimEvent = { seq: this.nextSeq(), ts: this.ts, type: 'counter', cpu: ctx.cpu.id, pid: t.pid }
     if (pc !== this.wPc) e.preemptCount = this.wPc = pc
     if (t.pagefaultDisabled !== this.wPf) e.pagefaultDisabled = this.wPf = t.pagefaultDisabled
     if (t.migrationDisabled !== this.wMig) e.migrationDisabled = this.wMig = t.migrationDisabled
