@@ -219,12 +219,20 @@ function moveTask(k: Kernel, t: Task): void {
   }
 }
 
+/** Whether anything waits for a reschedule point: after most ops nothing does, cheaply told. */
+function pending(k: Kernel): boolean {
+  if (k.pendingMoves.length > 0 || k.resumeQueue.length > 0) return true
+  for (let c = 0; c < k.cpus.length; c++) if (k.cpus[c]!.needResched) return true
+  return false
+}
+
 /**
  * Runs what the op left pending, as the kernel would at its reschedule points: stopper
  * moves, need_resched switches on CPUs that became preemptible, and blocking ops of
  * tasks that were switched back in.
  */
 export function settle(k: Kernel): void {
+  if (!pending(k)) return
   for (let progress = true; progress; ) {
     progress = false
     if (k.pendingMoves.length > 0) {
