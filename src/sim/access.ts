@@ -56,9 +56,9 @@ export function access(k: Kernel, ctx: Ctx, va: VAddr, write: boolean): AccessRe
       if (w.cache) tlb.set(va.vpn, pte)
     }
   }
-  const addr = hexAddr(va.vpn, va.off)
-  if (pte === null) return fault(k, ctx, addr, 'not present: unable to handle kernel paging request (a real kernel oopses)')
-  if (write && pte.prot === 'PAGE_KERNEL_RO') return fault(k, ctx, addr, 'write to a read-only mapping (a real kernel oopses)')
+  // The address is formatted only for a fault: most accesses succeed.
+  if (pte === null) return fault(k, ctx, hexAddr(va.vpn, va.off), 'not present: unable to handle kernel paging request (a real kernel oopses)')
+  if (write && pte.prot === 'PAGE_KERNEL_RO') return fault(k, ctx, hexAddr(va.vpn, va.off), 'write to a read-only mapping (a real kernel oopses)')
   return { pfn: pte.pfn, prot: pte.prot }
 }
 

@@ -186,7 +186,7 @@ function forEachSavedSlot(
  */
 export function kmapLocalSchedOut(k: Kernel, cpu: Cpu, t: Task): void {
   const ctx: Ctx = { cpu, task: t, frame: null }
-  k.emit('kmap_sched_out', cpu.id, t.pid, { slots: liveSlots(k, t) })
+  k.push({ seq: k.nextSeq(), ts: k.ts, type: 'kmap_sched_out', cpu: cpu.id, pid: t.pid, slots: liveSlots(k, t) })
   forEachSavedSlot(k, ctx, { guard: 'W5', empty: 'W6' }, (slot) => {
     const idx = kmapLocalCalcIdx(k, slot, cpu.id)
     clearFixPte(k, ctx, idx)
@@ -197,7 +197,7 @@ export function kmapLocalSchedOut(k: Kernel, cpu: Cpu, t: Task): void {
 /** __kmap_local_sched_in(): rewrites the incoming task's PTEs from kmap_ctrl.pteval. */
 export function kmapLocalSchedIn(k: Kernel, cpu: Cpu, t: Task): void {
   const ctx: Ctx = { cpu, task: t, frame: null }
-  k.emit('kmap_sched_in', cpu.id, t.pid, { slots: liveSlots(k, t) })
+  k.push({ seq: k.nextSeq(), ts: k.ts, type: 'kmap_sched_in', cpu: cpu.id, pid: t.pid, slots: liveSlots(k, t) })
   forEachSavedSlot(k, ctx, { guard: 'W7', empty: 'W8' }, (slot, pte) => setFixPte(k, ctx, kmapLocalCalcIdx(k, slot, cpu.id), pte))
 }
 

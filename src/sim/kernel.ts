@@ -91,6 +91,8 @@ export class Kernel {
 
   /** Fixmap addresses formatted once: the trace names them on every map and unmap. */
   private readonly fixAddrCache: string[] = []
+  /** The same for the pool's slots (pkmap.ts). */
+  readonly pkmapAddrCache: string[] = []
 
   constructor(readonly layout: Layout) {
     this.cpus = []
@@ -151,6 +153,11 @@ export class Kernel {
       e.pid = null
       ;(e as SimEvent).task = ctx.task.pid
     }
+    return this.push(e)
+  }
+
+  /** Traces an event literal built whole that names its CPU and pid itself (no calling context). */
+  push<E extends SimEvent>(e: E): E {
     this.out.push(e)
     return e
   }

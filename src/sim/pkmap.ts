@@ -23,6 +23,11 @@ function pkmapVpn(k: Kernel, nr: number): number {
   return k.layout.pkmapBaseVpn! + nr
 }
 
+/** PKMAP_ADDR(nr) as the trace names it on every kmap and kunmap, formatted once per slot. */
+function pkmapAddr(k: Kernel, nr: number): string {
+  return (k.pkmapAddrCache[nr] ??= hexAddr(pkmapVpn(k, nr)))
+}
+
 /** flush_all_zero_pkmaps(): frees every slot with count 1; one all-CPU flush if any was. */
 function flushAllZeroPkmaps(k: Kernel, ctx: Ctx): void {
   const p = pool(k)
@@ -66,7 +71,7 @@ function mapNewVirtual(k: Kernel, ctx: Ctx, pfn: number): number | null {
   p.pte[nr] = { pfn, prot: KMAP_PROT }
   p.count[nr] = 1
   p.pageSlot.set(pfn, nr)
-  k.emitCtx(ctx, 'pkmap_map', { nr, addr: hexAddr(pkmapVpn(k, nr)), pfn, count: 1 })
+  k.emitCtx(ctx, 'pkmap_map', { nr, addr: pkmapAddr(k, nr), pfn, count: 1 })
   k.advance(COST_NS.PTE_WRITE)
   return nr
 }
@@ -84,7 +89,7 @@ function kmapHigh(k: Kernel, ctx: Ctx, pfn: number): KmapResult {
   }
   p.count[nr]!++
   if (p.count[nr]! < 2) bug(k, ctx, 'B4', `pkmap_count[${nr}] is ${p.count[nr]} after kmap_high`)
-  const addr = hexAddr(pkmapVpn(k, nr))
+  const addr = pkmapAddr(k, nr)
   k.emitCtx(ctx, 'kmap', { api: 'kmap', addr, pfn, slot: null, fixIdx: null, nr })
   return { addr }
 }
@@ -128,7 +133,7 @@ export function kunmap(k: Kernel, ctx: Ctx, pfn: number): void {
   const nr = p.pageSlot.get(pfn)
   if (nr === undefined) bug(k, ctx, 'B6', `kunmap_high: page pfn ${hex(pfn)} has no pool address`)
   const count = --p.count[nr]!
-  const addr = hexAddr(pkmapVpn(k, nr))
+  const addr = pkmapAddr(k, nr)
   k.emitCtx(ctx, 'pkmap_unmap', { nr, addr, pfn, count })
   if (count === 0) bug(k, ctx, 'B7', `pkmap_count[${nr}] dropped to 0: one kunmap too many`)
   if (count === 1 && p.waiters.length > 0) {

@@ -77,7 +77,7 @@ export function contextSwitch(k: Kernel, cpu: Cpu, next: Task, prevState: TaskSt
   const prev = cpu.curr
   switchOut(k, cpu, prev)
   if (!prev.isIdle) prev.state = prevState
-  k.emit('sched_switch', cpu.id, prev.pid, { prevPid: prev.pid, prevState, nextPid: next.pid })
+  k.push({ seq: k.nextSeq(), ts: k.ts, type: 'sched_switch', cpu: cpu.id, pid: prev.pid, prevPid: prev.pid, prevState, nextPid: next.pid })
   k.advance(COST_NS.CONTEXT_SWITCH)
   cpu.curr = next
   next.state = 'running'
