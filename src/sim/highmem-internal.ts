@@ -26,7 +26,7 @@ export function kmapLocalPfn(k: Kernel, ctx: Ctx, pfn: number, api: string): Map
 /** kunmap_local(): on a kernel without HIGHMEM there is nothing to undo. */
 export function kunmapLocal(k: Kernel, ctx: Ctx, va: VAddr, api: string): void {
   if (!k.layout.highmem) {
-    k.emitCtx(ctx, 'kunmap', { api, addr: hexAddr(va.vpn), slot: null, fixIdx: null })
+    k.recordCtx(ctx, { seq: k.nextSeq(), ts: k.ts, type: 'kunmap', cpu: ctx.cpu.id, pid: ctx.task.pid, api, addr: hexAddr(va.vpn), slot: null, fixIdx: null })
     return
   }
   kunmapLocalIndexed(k, ctx, va, api)

@@ -97,7 +97,7 @@ export function isHighmemPfn(k: Kernel, pfn: number): boolean {
 /** page_address() of a lowmem page: its place in the linear map. */
 export function directMap(k: Kernel, ctx: Ctx, pfn: number, api: string): MapResult {
   const addr = hexAddr(k.layout.directMapVpn + pfn)
-  k.emitCtx(ctx, 'kmap', { api, addr, pfn, slot: null, fixIdx: null })
+  k.recordCtx(ctx, { seq: k.nextSeq(), ts: k.ts, type: 'kmap', cpu: ctx.cpu.id, pid: ctx.task.pid, api, addr, pfn, slot: null, fixIdx: null })
   return { addr, slot: null, fixIdx: null }
 }
 
@@ -118,7 +118,7 @@ export function kunmapLocalIndexed(k: Kernel, ctx: Ctx, va: VAddr, api: string):
   const lo = k.fixToVpn(l.FIX_KMAP_END!)
   const hi = k.fixToVpn(l.FIX_KMAP_BEGIN!)
   if (vpn < lo || vpn > hi) {
-    k.emitCtx(ctx, 'kunmap', { api, addr: hexAddr(vpn), slot: null, fixIdx: null })
+    k.recordCtx(ctx, { seq: k.nextSeq(), ts: k.ts, type: 'kunmap', cpu: ctx.cpu.id, pid: ctx.task.pid, api, addr: hexAddr(vpn), slot: null, fixIdx: null })
     if (l.forceMap) warnOnce(k, ctx, 'W2', `${hexAddr(vpn)} is outside the kmap window (FORCE_MAP): nothing unmapped`)
     else if (vpn < l.directMapVpn) warnOnce(k, ctx, 'W3', `${hexAddr(vpn)} is a user address`)
     return

@@ -156,6 +156,17 @@ export class Kernel {
     return this.push(e)
   }
 
+  /**
+   * Like `emitCtx` for an event literal built whole with the task context's cpu and pid: in
+   * interrupt context it is rebuilt with pid null and `task` right after it, where emitCtx
+   * puts it (`record` appends it instead: the two layouts are both in the trace contract).
+   */
+  recordCtx(ctx: Ctx, e: SimEvent): SimEvent {
+    if (ctx.frame === null) return this.push(e)
+    const { seq, ts, type, cpu, pid: _, ...fields } = e
+    return this.push({ seq, ts, type, cpu, pid: null, task: ctx.task.pid, ...fields })
+  }
+
   /** Traces an event literal built whole that names its CPU and pid itself (no calling context). */
   push<E extends SimEvent>(e: E): E {
     this.out.push(e)

@@ -41,12 +41,12 @@ function flushAllZeroPkmaps(k: Kernel, ctx: Ctx): void {
     p.pageSlot.delete(pte.pfn)
     freed.push(nr)
   }
-  k.emitCtx(ctx, 'pkmap_flush', { freed })
+  k.recordCtx(ctx, { seq: k.nextSeq(), ts: k.ts, type: 'pkmap_flush', cpu: ctx.cpu.id, pid: ctx.task.pid, freed })
   if (freed.length === 0) return
   const start = pkmapVpn(k, 0)
   const end = pkmapVpn(k, p.count.length)
   for (const cpu of k.cpus) for (const vpn of cpu.tlb.keys()) if (vpn >= start && vpn < end) cpu.tlb.delete(vpn)
-  k.emitCtx(ctx, 'tlb_flush', { scope: 'all', range: { start: hexAddr(start), end: hexAddr(end) } })
+  k.recordCtx(ctx, { seq: k.nextSeq(), ts: k.ts, type: 'tlb_flush', cpu: ctx.cpu.id, pid: ctx.task.pid, scope: 'all', range: { start: hexAddr(start), end: hexAddr(end) } })
   k.advance(COST_NS.TLB_FLUSH_ALL)
 }
 
@@ -71,7 +71,7 @@ function mapNewVirtual(k: Kernel, ctx: Ctx, pfn: number): number | null {
   p.pte[nr] = { pfn, prot: KMAP_PROT }
   p.count[nr] = 1
   p.pageSlot.set(pfn, nr)
-  k.emitCtx(ctx, 'pkmap_map', { nr, addr: pkmapAddr(k, nr), pfn, count: 1 })
+  k.recordCtx(ctx, { seq: k.nextSeq(), ts: k.ts, type: 'pkmap_map', cpu: ctx.cpu.id, pid: ctx.task.pid, nr, addr: pkmapAddr(k, nr), pfn, count: 1 })
   k.advance(COST_NS.PTE_WRITE)
   return nr
 }
@@ -90,7 +90,7 @@ function kmapHigh(k: Kernel, ctx: Ctx, pfn: number): KmapResult {
   p.count[nr]!++
   if (p.count[nr]! < 2) bug(k, ctx, 'B4', `pkmap_count[${nr}] is ${p.count[nr]} after kmap_high`)
   const addr = pkmapAddr(k, nr)
-  k.emitCtx(ctx, 'kmap', { api: 'kmap', addr, pfn, slot: null, fixIdx: null, nr })
+  k.recordCtx(ctx, { seq: k.nextSeq(), ts: k.ts, type: 'kmap', cpu: ctx.cpu.id, pid: ctx.task.pid, api: 'kmap', addr, pfn, slot: null, fixIdx: null, nr })
   return { addr }
 }
 
@@ -116,7 +116,7 @@ export function kmap(k: Kernel, ctx: Ctx, pfn: number): KmapResult {
   mightSleep(k, ctx, 'include/linux/highmem-internal.h:kmap')
   if (!isHighmemPfn(k, pfn)) {
     const addr = hexAddr(k.layout.directMapVpn + pfn)
-    k.emitCtx(ctx, 'kmap', { api: 'kmap', addr, pfn, slot: null, fixIdx: null })
+    k.recordCtx(ctx, { seq: k.nextSeq(), ts: k.ts, type: 'kmap', cpu: ctx.cpu.id, pid: ctx.task.pid, api: 'kmap', addr, pfn, slot: null, fixIdx: null })
     return { addr }
   }
   return kmapHigh(k, ctx, pfn)
@@ -126,7 +126,7 @@ export function kmap(k: Kernel, ctx: Ctx, pfn: number): KmapResult {
 export function kunmap(k: Kernel, ctx: Ctx, pfn: number): void {
   mightSleep(k, ctx, 'include/linux/highmem-internal.h:kunmap')
   if (!isHighmemPfn(k, pfn)) {
-    k.emitCtx(ctx, 'kunmap', { api: 'kunmap', addr: hexAddr(k.layout.directMapVpn + pfn), slot: null, fixIdx: null })
+    k.recordCtx(ctx, { seq: k.nextSeq(), ts: k.ts, type: 'kunmap', cpu: ctx.cpu.id, pid: ctx.task.pid, api: 'kunmap', addr: hexAddr(k.layout.directMapVpn + pfn), slot: null, fixIdx: null })
     return
   }
   const p = pool(k)
@@ -134,7 +134,7 @@ export function kunmap(k: Kernel, ctx: Ctx, pfn: number): void {
   if (nr === undefined) bug(k, ctx, 'B6', `kunmap_high: page pfn ${hex(pfn)} has no pool address`)
   const count = --p.count[nr]!
   const addr = pkmapAddr(k, nr)
-  k.emitCtx(ctx, 'pkmap_unmap', { nr, addr, pfn, count })
+  k.recordCtx(ctx, { seq: k.nextSeq(), ts: k.ts, type: 'pkmap_unmap', cpu: ctx.cpu.id, pid: ctx.task.pid, nr, addr, pfn, count })
   if (count === 0) bug(k, ctx, 'B7', `pkmap_count[${nr}] dropped to 0: one kunmap too many`)
   if (count === 1 && p.waiters.length > 0) {
     const woken = p.waiters.splice(0)
