@@ -33,7 +33,7 @@ export class Machine {
     if (k.status === 'halted') throw new OpError('halted', `the machine is halted: ${k.haltReason}`)
     const entry = lookupOp(OPS, op)
     const p = parseOp(k.layout, entry.syntax, op as Record<string, unknown>)
-    const ctx = callingCtx(k, p)
+    const ctx = callingCtx(k, entry.syntax.where, p)
     const target = entry.refuse === null ? null : entry.refuse(k, p)
     k.opStart()
     k.watch(ctx)

@@ -16,7 +16,7 @@ interface FieldSpec {
  * task: runs as a task (`pid`) or, while its CPU is in an interrupt, in that interrupt (`cpu`);
  * process: needs a real task (`pid` only); machine: no calling context.
  */
-type Where = 'task' | 'process' | 'machine'
+export type Where = 'task' | 'process' | 'machine'
 interface OpSpec {
   where: Where
   fields: Record<string, FieldSpec>
@@ -97,13 +97,8 @@ export class ParsedOp {
   irqsDisabled?: boolean
   base?: number
   size?: number
-
-  constructor(
-    readonly op: OpName,
-    readonly where: Where,
-  ) {}
 }
-type FieldName = Exclude<keyof ParsedOp, 'op' | 'where'>
+type FieldName = keyof ParsedOp
 interface Field {
   key: FieldName
   type: FieldType
@@ -220,7 +215,7 @@ export function lookupOp<E>(table: ReadonlyMap<string, E>, input: unknown): E {
 /** Validates an op's fields against its syntax and the machine's layout. */
 export function parseOp(l: Layout, syntax: Syntax, raw: Record<string, unknown>): ParsedOp {
   const name = syntax.name
-  const p = new ParsedOp(name, syntax.where)
+  const p = new ParsedOp()
   let seen = 1 + syntax.read(l, raw, p) // "op" and the op's own fields
   if (syntax.where !== 'machine') {
     const hasPid = raw.pid !== undefined

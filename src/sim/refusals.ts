@@ -5,7 +5,7 @@
  */
 import { InvalidOpError, OpError } from './errors.js'
 import type { Kernel } from './kernel.js'
-import type { OpName, ParsedOp } from './ops.js'
+import type { OpName, ParsedOp, Where } from './ops.js'
 import type { Ctx, Task } from './task.js'
 
 function task(k: Kernel, pid: number, field: string): Task {
@@ -40,8 +40,8 @@ function irqCtx(k: Kernel, c: number): Ctx {
 }
 
 /** The context a task or process op runs in, named by its `pid` or `cpu`; null for a machine op. */
-export function callingCtx(k: Kernel, p: ParsedOp): Ctx | null {
-  if (p.where === 'machine') return null
+export function callingCtx(k: Kernel, where: Where, p: ParsedOp): Ctx | null {
+  if (where === 'machine') return null
   return p.pid !== undefined ? taskCtx(k, p.pid) : irqCtx(k, p.cpu!)
 }
 
