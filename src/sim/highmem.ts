@@ -41,7 +41,9 @@ function clearFixPte(k: Kernel, ctx: Ctx, idx: number): void {
 
 /** flush_tlb_one_kernel(): invlpg of one page on this CPU. */
 export function flushTlbOne(k: Kernel, ctx: Ctx, vpn: number): void {
-  ctx.cpu.tlb.delete(vpn)
+  // Map.delete is a call even on an empty map, and most unmaps find this CPU's TLB empty.
+  const tlb = ctx.cpu.tlb
+  if (tlb.size !== 0) tlb.delete(vpn)
   const addr = k.fixmapWindowAddr(vpn) ?? hexAddr(vpn)
   k.record(ctx, { seq: k.nextSeq(), ts: k.ts, type: 'tlb_flush', cpu: ctx.cpu.id, pid: ctx.task.pid, scope: 'local', addr })
   k.advance(COST_NS.TLB_FLUSH_ONE)
