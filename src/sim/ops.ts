@@ -187,7 +187,7 @@ function compileReader(name: OpName, fields: Field[]): FieldReader {
   return new Function('parsers', 'bad', body)(FIELD_PARSERS, bad) as FieldReader
 }
 
-/** An op's fields as a list, and every key it accepts, computed once rather than per call. */
+/** What parsing needs to know of an op, computed once rather than per call: its reader and every key it accepts. */
 export interface Syntax {
   name: OpName
   where: Where
