@@ -52,6 +52,12 @@ interface Session {
   pending: number
 }
 
+/**
+ * Ops per staged part of a large batch: the writer thread writes each part while the model
+ * runs the next, so a batch of 1,000 costs about the longer of the two instead of their sum.
+ */
+const STAGE_OPS = 128
+
 export function newMachineId(): string {
   return 'm_' + randomBytes(9).toString('base64url')
 }
@@ -186,20 +192,37 @@ export class MachineService {
   private async applyNow(owner: string, id: string, ops: readonly unknown[], idem?: IdempotencyRequest): Promise<OpsOutcome> {
     const s = await this.session(owner, id)
     const results: Applied[] = []
-    const ws: WriteSet = { machineId: id, ops: [], events: [], head: { opCount: 0, seq: 0, status: '' } }
+    const part = (): WriteSet => ({ machineId: id, ops: [], events: [], head: { opCount: s.opCount, seq: s.seq, status: s.status } })
+    let ws = part()
+    let staged = false
     let refused: Refusal | null = null
-    for (let i = 0; i < ops.length; i++) {
-      const out = applyOp(s.machine, ops[i], i)
-      if (isRefusal(out)) {
-        refused = out
-        break
+    try {
+      for (let i = 0; i < ops.length; i++) {
+        const out = applyOp(s.machine, ops[i], i)
+        if (isRefusal(out)) {
+          refused = out
+          break
+        }
+        results.push(out)
+        s.opCount++
+        s.seq = out.events.at(-1)?.seq ?? s.seq
+        if (out.events.some((e) => e.type === 'halt')) s.status = 'halted'
+        ws.ops.push({ n: s.opCount, op: JSON.stringify(ops[i]), seqEnd: s.seq })
+        for (const e of out.events) ws.events.push(eventRow(e))
+        if (ws.ops.length === STAGE_OPS && i + 1 < ops.length) {
+          ws.head = { opCount: s.opCount, seq: s.seq, status: s.status }
+          this.writer.stage(ws)
+          staged = true
+          ws = part()
+        }
       }
-      results.push(out)
-      s.opCount++
-      s.seq = out.events.at(-1)?.seq ?? s.seq
-      if (out.events.some((e) => e.type === 'halt')) s.status = 'halted'
-      ws.ops.push({ n: s.opCount, op: JSON.stringify(ops[i]), seqEnd: s.seq })
-      for (const e of out.events) ws.events.push(eventRow(e))
+    } catch (err) {
+      // A bug in the model, mid-batch: nothing of the batch is kept, and the machine, now
+      // ahead of its log (perhaps half-way through an op), is dropped from memory and comes
+      // back from the log on its next use.
+      if (staged) this.writer.discardStaged()
+      this.live.delete(id)
+      throw err
     }
     const outcome: OpsOutcome = { seq: s.seq, results, refused, skipped: ops.length - results.length - (refused ? 1 : 0) }
     if (results.length === 0) return outcome

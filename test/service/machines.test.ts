@@ -177,3 +177,32 @@ t.test('committed events are published, after commit, in order', async (t) => {
   await new Promise((r) => setImmediate(r))
   t.same(seen, Array.from({ length: out.seq }, (_, i) => i + 1))
 })
+
+for (const thread of [false, true]) {
+  t.test(`a batch larger than a staged part commits whole or not at all (${thread ? 'ThreadWriter' : 'GroupWriter'})`, async (t) => {
+    const a = openService(undefined, { checkpointEvery: 1000 }, thread)
+    t.teardown(() => a.writer.close())
+    const m = await a.service.create(owner, config)
+    const ops = [
+      { op: 'spawn', name: 'A', cpu: 0 },
+      ...Array.from({ length: 1000 }, (_, i) => (i % 2 ? { op: 'kunmap_local', pid: 1, addr: '0xfffbb000' } : { op: 'kmap_local_page', pid: 1, page: 0x40000 + i })),
+    ]
+    const idem = { key: 'big-1', hash: 'h1' }
+    const out = await a.service.apply(owner, m.id, ops, idem)
+    t.equal(out.results.length, 1001)
+    const again = await a.service.apply(owner, m.id, ops, idem)
+    t.equal(again.replayed, true, 'the retry gets the stored reply')
+    t.equal(a.service.get(owner, m.id).opCount, 1001, 'and runs nothing')
+    t.equal(a.service.events(owner, m.id, { after: 0, limit: 100000 }).length, out.seq, 'every event is stored')
+
+    // Stopped by a refusal after 300 more ops: those 300 are committed, in order.
+    const stopped = await a.service.apply(owner, m.id, [...ops.slice(1, 301), { op: 'kunmap_local', pid: 9, addr: '0xfffbb000' }, ...ops.slice(1, 50)])
+    t.match(stopped, { refused: { index: 300, code: 'no_such_task' }, skipped: 49 })
+    t.equal(a.service.get(owner, m.id).opCount, 1301)
+    const state = JSON.stringify(await a.service.state(owner, m.id))
+    await a.writer.close()
+    a.db.close()
+    const b = openService(a.file)
+    t.equal(JSON.stringify(await b.service.state(owner, m.id)), state, 'a restore replays all 1,301 ops to the same state')
+  })
+}

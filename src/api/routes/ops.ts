@@ -3,7 +3,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { requestHash, type IdempotencyRequest } from '../../service/idempotency.js'
 import type { OpsOutcome } from '../../service/machines.js'
-import type { Refusal } from '../../service/model.js'
+import { eventJson, type Refusal } from '../../service/model.js'
 import { HttpError } from '../errors.js'
 import type { Handlers, MachineParams, RouteContext } from './types.js'
 
@@ -35,6 +35,16 @@ export function batchBody(outcome: OpsOutcome & { replayed?: boolean }): unknown
   return { ...rest, refused: refused && { ...refused, ...(field ? { field } : {}) } }
 }
 
+/**
+ * JSON.stringify(batchBody(outcome)), with each event's text taken from the copy made for the
+ * store instead of serialising it again: a batch of 1,000 ops carries some 3,500 events.
+ */
+export function batchJson(outcome: OpsOutcome & { replayed?: boolean }): string {
+  const { seq, results, skipped, refused } = batchBody(outcome) as OpsOutcome
+  const parts = results.map((r) => `{"result":${JSON.stringify(r.result)},"events":[${r.events.map(eventJson).join(',')}]}`)
+  return `{"seq":${seq},"results":[${parts.join(',')}],"skipped":${skipped},"refused":${JSON.stringify(refused)}}`
+}
+
 function single(outcome: OpsOutcome & { replayed?: boolean }, reply: FastifyReply): unknown {
   markReplay(reply, outcome)
   return singleBody(outcome)
@@ -51,7 +61,7 @@ export function opHandlers({ service, maxBatch }: RouteContext): Handlers {
       }
       const outcome = await service.apply(req.principal, id, body.ops, idempotency(req, 'applyOps'))
       markReplay(reply, outcome)
-      return batchBody(outcome)
+      return reply.type('application/json; charset=utf-8').send(batchJson(outcome))
     },
     spawnTask: async (req, reply) => {
       const { id } = req.params as MachineParams
