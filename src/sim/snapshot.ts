@@ -74,6 +74,7 @@ type Node = null | boolean | number | string | Node[] | { [key: string]: Node }
 
 // ---------------------------------------------------------------- encoding
 
+/** The numbers JSON has no form for, as a tagged number's `v`. */
 const SPECIAL_NUMBERS = ['Infinity', '-Infinity', 'NaN', '-0'] as const
 
 function encodeNumber(n: number): Node {
@@ -127,6 +128,7 @@ class Encoder {
     const met = this.seen.get(o)
     if (met !== undefined) {
       this.revisited.add(o)
+      // Only the second walk's text is kept; in the first no object has an id yet.
       return { $: 'ref', id: met ?? -1 }
     }
     const id = this.shared.has(o) ? this.nextId++ : null
