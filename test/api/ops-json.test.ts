@@ -1,7 +1,7 @@
 // The batch reply is assembled from the events' stored JSON texts; it must be exactly the
 // JSON of the reply object, refusal and all.
 import t from 'tap'
-import { batchBody, batchJson } from '../../src/api/routes/ops.js'
+import { batchBody, batchJson, singleBody, singleJson } from '../../src/api/routes/ops.js'
 import type { OpsOutcome } from '../../src/service/machines.js'
 import { applyOp, isRefusal, newMachine, type Applied, type Refusal } from '../../src/service/model.js'
 
@@ -46,4 +46,13 @@ t.test('a batch stopped by a refusal names the op in the field', async (t) => {
 t.test('a replayed outcome does not leak its marker', async (t) => {
   const outcome = { ...run(ops), replayed: true }
   t.notOk('replayed' in JSON.parse(batchJson(outcome)))
+})
+
+t.test('a single op\'s reply, and its refusal thrown as the request\'s error', async (t) => {
+  const outcome = run(ops.slice(0, 2))
+  const one = { ...outcome, results: outcome.results.slice(1) }
+  t.equal(singleJson(one), JSON.stringify(singleBody(one)))
+  t.match(JSON.parse(singleJson(one)), { result: { addr: '0xfffbb000' } })
+  const refused = run([{ op: 'kunmap_local', pid: 7, addr: '0xfffbb000' }])
+  t.throws(() => singleJson(refused), { statusCode: 409, code: 'no_such_task' })
 })
