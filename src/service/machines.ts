@@ -59,7 +59,7 @@ interface Session {
  * Ops per staged part of a large batch: the writer thread writes each part while the model
  * runs the next, so a batch of 1,000 costs about the longer of the two instead of their sum.
  */
-const STAGE_OPS = 128
+export const STAGE_OPS = 128
 
 export function newMachineId(): string {
   return 'm_' + randomBytes(9).toString('base64url')

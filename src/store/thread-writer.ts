@@ -106,9 +106,16 @@ export type FromThread =
   | { kind: 'ready' }
   | { kind: 'fatal'; message: string }
 
-export interface ThreadWriterOptions {
+/** What the thread opens its own connection with (its workerData). */
+export interface ThreadStore {
   file: string
   durability: Durability
+  /** The size quota (openDb's maxBytes). SQLite keeps it per connection, so the thread's
+   *  connection, which does the writing, must set it as well as the main one. */
+  maxBytes?: number
+}
+
+export interface ThreadWriterOptions extends ThreadStore {
   onCommit?: (stats: CommitStats) => void
   /**
    * The thread died or could not open the store. Its connection may still hold the write
@@ -154,7 +161,8 @@ export class ThreadWriter implements Writer {
     this.failReady = failReady
     const { script, eval: isEval } = threadScript()
     // No execArgv of ours: preloads (probes, coverage, loaders) are the main thread's business.
-    this.worker = new Worker(script, { eval: isEval, execArgv: [], workerData: { file: opts.file, durability: opts.durability } })
+    const store: ThreadStore = { file: opts.file, durability: opts.durability, maxBytes: opts.maxBytes }
+    this.worker = new Worker(script, { eval: isEval, execArgv: [], workerData: store })
     this.worker.unref()
     this.worker.on('message', (msg: FromThread) => this.onMessage(msg))
     this.worker.on('error', (err) => this.fail(err))

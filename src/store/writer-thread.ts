@@ -7,15 +7,15 @@
 // staged write fails, the transaction is rolled back and the next group is refused whole,
 // since the staged part belonged to one of its write sets.
 import { parentPort, workerData } from 'node:worker_threads'
-import { openDb, type Durability } from './db.js'
+import { openDb } from './db.js'
 import { Repo } from './repo.js'
-import { unpack, type FromThread, type ToThread } from './thread-writer.js'
+import { unpack, type FromThread, type ThreadStore, type ToThread } from './thread-writer.js'
 
-const { file, durability } = workerData as { file: string; durability: Durability }
+const { file, ...options } = workerData as ThreadStore
 const port = parentPort!
 let repo: Repo
 try {
-  repo = new Repo(openDb(file, { durability }))
+  repo = new Repo(openDb(file, options))
 } catch (err) {
   // The main side treats this as fatal: nothing can be written.
   port.postMessage({ kind: 'fatal', message: `cannot open ${file}: ${(err as Error).message}` } satisfies FromThread)

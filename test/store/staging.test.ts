@@ -6,13 +6,19 @@ import { ThreadWriter } from '../../src/store/thread-writer.js'
 import { GroupWriter, type CommitStats, type Writer } from '../../src/store/writer.js'
 import type { Repo, WriteSet } from '../../src/store/repo.js'
 
-/** Machine `id` with 4 ops, in two parts: ops 1-2 (creating it) and ops 3-4. */
-function twoParts(id: string): [WriteSet, WriteSet] {
-  const first = fakeMachine(id, 'x', 2)
-  const whole = fakeMachine(id, 'x', 4)
-  const rest: WriteSet = { machineId: id, ops: whole.ops.slice(2), events: whole.events.slice(4), head: whole.head }
-  return [first, rest]
+/** Machine `id` in parts ending after each of `ends` ops: the first creates it, each later
+ *  one carries the next ops with the head as of its last op. */
+function parts<Ends extends number[]>(id: string, ...ends: Ends): { [K in keyof Ends]: WriteSet } {
+  return ends.map((end, i) => {
+    const part = fakeMachine(id, 'x', end)
+    if (i === 0) return part
+    const from = ends[i - 1]!
+    return { machineId: id, ops: part.ops.slice(from), events: part.events.slice(2 * from), head: part.head }
+  }) as { [K in keyof Ends]: WriteSet }
 }
+
+/** Machine `id` with 4 ops, in two parts: ops 1-2 (creating it) and ops 3-4. */
+const twoParts = (id: string): [WriteSet, WriteSet] => parts(id, 2, 4)
 
 const writers: Record<string, (file: string, repo: Repo, onCommit: (s: CommitStats) => void) => Promise<Writer>> = {
   GroupWriter: async (_file, repo, onCommit) => new GroupWriter(repo, onCommit),
@@ -98,4 +104,22 @@ t.test('ThreadWriter: parts staged while a group is in flight belong to the next
   t.equal(a.status, 'rejected')
   t.equal(b.status, 'fulfilled')
   t.same([...repo.opsUpTo('m_s')].map((o) => o.n), [1, 2, 3, 4])
+})
+
+t.test('ThreadWriter: a staged part that runs past the quota takes its whole group down, and the writer goes on', async (t) => {
+  const { repo, file } = tempRepo()
+  const w = new ThreadWriter({ file, durability: 'full', maxBytes: 1024 * 1024 })
+  t.teardown(() => w.close())
+  // The first part (100 ops) fits in 1 MiB; the second (19,900 ops, several MiB) cannot.
+  const [fits, overflows, last] = parts('m_s', 100, 20_000, 20_002)
+  w.stage(fits)
+  w.stage(overflows)
+  const results = await Promise.allSettled([w.commit(fakeMachine('m_b', 'x', 1)), w.commit(last)])
+  expectGroupRejected(t, results, /SQLITE_FULL/)
+  t.equal(repo.getMachine('m_s'), undefined, 'not even the part that fitted is stored')
+  t.equal(repo.getMachine('m_b'), undefined, 'nor the other write set of the group')
+  const [small, rest] = parts('m_s', 100, 102)
+  w.stage(small)
+  await w.commit(rest)
+  t.equal([...repo.opsUpTo('m_s')].length, 102, 'the same machine, smaller, commits after the rollback')
 })
