@@ -112,13 +112,13 @@ async function batchedOps(dir: string, batches: number): Promise<BenchRow> {
 
   // The same event rows, inserted raw: one transaction per 1,000 ops, same schema and pragmas.
   const src = new Database(file, { readonly: true })
-  const rows = src.prepare('SELECT seq, type, cpu, pid, body FROM events WHERE machine_id = ? AND seq > 2 ORDER BY seq').all(m.id) as { seq: number; type: string; cpu: number; pid: number; body: string }[]
+  const rows = src.prepare('SELECT seq, type, cpu, pid, body FROM events JOIN machines ON key = mkey WHERE id = ? AND events.seq > 2 ORDER BY events.seq').all(m.id) as { seq: number; type: string; cpu: number; pid: number; body: string }[]
   src.close()
   const perBatch = Math.floor(rows.length / (batches + 1))
   const raw = openDb(join(dir, 'raw.db'))
-  const insert = raw.prepare('INSERT INTO events (machine_id, seq, type, cpu, pid, body) VALUES (?, ?, ?, ?, ?, ?)')
+  const insert = raw.prepare('INSERT INTO events (mkey, seq, type, cpu, pid, body) VALUES (?, ?, ?, ?, ?, ?)')
   const tx = raw.transaction((chunk: typeof rows) => {
-    for (const r of chunk) insert.run('m', r.seq, r.type, r.cpu, r.pid, r.body)
+    for (const r of chunk) insert.run(1, r.seq, r.type, r.cpu, r.pid, r.body)
   })
   const rawStarted = performance.now()
   for (let i = 0; i < batches; i++) tx(rows.slice(i * perBatch, (i + 1) * perBatch))

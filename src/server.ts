@@ -29,7 +29,7 @@ export function createLogger(level: string): Logger {
 }
 
 export async function createLab(settings: Settings, logger: Logger = createLogger(settings.logLevel)): Promise<Lab> {
-  const db = openDb(settings.dbFile, { durability: settings.durability })
+  const db = openDb(settings.dbFile, { durability: settings.durability, maxBytes: settings.dbMaxBytes })
   const repo = new Repo(db)
   const hub = new Hub()
   let metrics: Metrics | undefined
@@ -41,6 +41,7 @@ export async function createLab(settings: Settings, logger: Logger = createLogge
       ? new ThreadWriter({
           file: settings.dbFile,
           durability: settings.durability,
+          maxBytes: settings.dbMaxBytes,
           onCommit,
           onFatal: (err) => {
             // Its connection may still hold the write lock, and the outcome of the transaction

@@ -8,6 +8,8 @@ export interface Settings {
   port: number
   dbFile: string
   durability: Durability
+  /** A size quota for the database (KMAPLAB_DB_MAX_MB); undefined: none. */
+  dbMaxBytes: number | undefined
   principals: Principal[]
   logLevel: string
   limits: {
@@ -34,7 +36,7 @@ export class SettingsError extends Error {
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost'])
 
-function int(env: NodeJS.ProcessEnv, name: string, dflt: number, min: number, max: number): number {
+function int<D extends number | undefined>(env: NodeJS.ProcessEnv, name: string, dflt: D, min: number, max: number): number | D {
   const raw = env[name]
   if (raw === undefined || raw === '') return dflt
   const n = Number(raw)
@@ -61,11 +63,14 @@ export function readSettings(env: NodeJS.ProcessEnv): Settings {
   if (durability !== 'full' && durability !== 'normal') {
     throw new SettingsError(`KMAPLAB_DURABILITY=${durability}: expected "full" (fsync each commit) or "normal"`)
   }
+  // Up to 1 TiB: far beyond a lab's needs, and well inside SQLite's page-count limit.
+  const dbMaxMb = int(env, 'KMAPLAB_DB_MAX_MB', undefined, 1, 1024 * 1024)
   return {
     host,
     port: int(env, 'PORT', 3000, 0, 65535),
     dbFile: env.KMAPLAB_DB || './data/kmaplab.db',
     durability,
+    dbMaxBytes: dbMaxMb === undefined ? undefined : dbMaxMb * 1024 * 1024,
     principals,
     logLevel: env.LOG_LEVEL || 'info',
     limits: {

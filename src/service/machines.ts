@@ -4,19 +4,22 @@
 // how many are stored.
 import { randomBytes } from 'node:crypto'
 import type { Logger } from 'pino'
-import type { EventQuery, EventRow, MachineRow, OpRow, Repo, WriteSet } from '../store/repo.js'
+import type { Checkpoint, EventQuery, EventRow, MachineRow, OpRow, Repo, WriteSet } from '../store/repo.js'
 import { StorageError, type Writer } from '../store/writer.js'
 import { notFound, ServiceError } from './errors.js'
 import type { Hub, Listener, Unsubscribe } from './hub.js'
-import { applyOp, eventJson, isRefusal, newMachine, stateHash, type Applied, type Machine, type Refusal, type SimEvent } from './model.js'
-import { replay, ReplayMismatch } from './replay.js'
+import { applyOp, eventJson, isRefusal, newMachine, snapshot, stateHash, type Applied, type Machine, type Refusal, type SimEvent } from './model.js'
+import { fromCheckpoint, replay, ReplayMismatch, type Replayed } from './replay.js'
 import { IdempotencyGuard, type IdempotencyRequest } from './idempotency.js'
 
 export interface Limits {
   machinesPerOwner: number
   /** Machines kept in memory; the least recently used beyond this are dropped (and restored on demand). */
   liveMachines: number
-  /** A checkpoint hash is stored once this many ops have been applied since the last one. */
+  /**
+   * A checkpoint (the state's hash and a snapshot of the model) is stored once this many ops
+   * have been applied since the last one; a restore starts from the latest snapshot.
+   */
   checkpointEvery: number
 }
 
@@ -52,6 +55,12 @@ interface Session {
   pending: number
 }
 
+/**
+ * Ops per staged part of a large batch: the writer thread writes each part while the model
+ * runs the next, so a batch of 1,000 costs about the longer of the two instead of their sum.
+ */
+export const STAGE_OPS = 128
+
 export function newMachineId(): string {
   return 'm_' + randomBytes(9).toString('base64url')
 }
@@ -67,6 +76,10 @@ function info(row: MachineRow): MachineInfo {
     parent: row.parentId === null ? null : { id: row.parentId, seq: row.parentSeq ?? 0 },
     ...(row.diverged ? { diverged: row.diverged } : {}),
   }
+}
+
+function checkpoint(machine: Machine, opN: number, seq: number): Checkpoint {
+  return { opN, seq, hash: stateHash(machine), snapshot: snapshot(machine) }
 }
 
 function eventRow(e: SimEvent): EventRow {
@@ -155,7 +168,7 @@ export class MachineService {
     if (at === undefined) return (await this.session(owner, id)).machine.state()
     const row = this.row(owner, id)
     if (at > row.seq) throw new ServiceError('invalid', 'seq_out_of_range', `at=${at} is beyond the machine's seq ${row.seq}`, 'at')
-    return replay(row.config, this.repo.opsUpTo(id, at)).machine.state()
+    return this.rebuild(row, at).machine.state()
   }
 
   events(owner: string, id: string, q: EventQuery): string[] {
@@ -186,26 +199,43 @@ export class MachineService {
   private async applyNow(owner: string, id: string, ops: readonly unknown[], idem?: IdempotencyRequest): Promise<OpsOutcome> {
     const s = await this.session(owner, id)
     const results: Applied[] = []
-    const ws: WriteSet = { machineId: id, ops: [], events: [], head: { opCount: 0, seq: 0, status: '' } }
+    const part = (): WriteSet => ({ machineId: id, ops: [], events: [], head: { opCount: s.opCount, seq: s.seq, status: s.status } })
+    let ws = part()
+    let staged = false
     let refused: Refusal | null = null
-    for (let i = 0; i < ops.length; i++) {
-      const out = applyOp(s.machine, ops[i], i)
-      if (isRefusal(out)) {
-        refused = out
-        break
+    try {
+      for (let i = 0; i < ops.length; i++) {
+        const out = applyOp(s.machine, ops[i], i)
+        if (isRefusal(out)) {
+          refused = out
+          break
+        }
+        results.push(out)
+        s.opCount++
+        s.seq = out.events.at(-1)?.seq ?? s.seq
+        if (out.events.some((e) => e.type === 'halt')) s.status = 'halted'
+        ws.ops.push({ n: s.opCount, op: JSON.stringify(ops[i]), seqEnd: s.seq })
+        for (const e of out.events) ws.events.push(eventRow(e))
+        if (ws.ops.length === STAGE_OPS && i + 1 < ops.length) {
+          ws.head = { opCount: s.opCount, seq: s.seq, status: s.status }
+          this.writer.stage(ws)
+          staged = true
+          ws = part()
+        }
       }
-      results.push(out)
-      s.opCount++
-      s.seq = out.events.at(-1)?.seq ?? s.seq
-      if (out.events.some((e) => e.type === 'halt')) s.status = 'halted'
-      ws.ops.push({ n: s.opCount, op: JSON.stringify(ops[i]), seqEnd: s.seq })
-      for (const e of out.events) ws.events.push(eventRow(e))
+    } catch (err) {
+      // A bug in the model, mid-batch: nothing of the batch is kept, and the machine, now
+      // ahead of its log (perhaps half-way through an op), is dropped from memory and comes
+      // back from the log on its next use.
+      if (staged) this.writer.discardStaged()
+      this.live.delete(id)
+      throw err
     }
     const outcome: OpsOutcome = { seq: s.seq, results, refused, skipped: ops.length - results.length - (refused ? 1 : 0) }
     if (results.length === 0) return outcome
     ws.head = { opCount: s.opCount, seq: s.seq, status: s.status }
     if (s.opCount - s.lastCheckpointOp >= this.limits.checkpointEvery) {
-      ws.checkpoint = { opN: s.opCount, seq: s.seq, hash: stateHash(s.machine) }
+      ws.checkpoint = checkpoint(s.machine, s.opCount, s.seq)
       s.lastCheckpointOp = s.opCount
     }
     if (idem) ws.idempotency = { owner, key: idem.key, requestHash: idem.hash, reply: JSON.stringify(outcome) }
@@ -259,7 +289,7 @@ export class MachineService {
       ops: copied.ops,
       events: copied.events,
       head: { opCount: row.opCount, seq: row.seq, status: row.status },
-      ...(row.opCount > 0 ? { checkpoint: { opN: row.opCount, seq: row.seq, hash: stateHash(machine) } } : {}),
+      ...(row.opCount > 0 ? { checkpoint: checkpoint(machine, row.opCount, row.seq) } : {}),
     })
     this.remember(s)
     return info(row)
@@ -288,18 +318,27 @@ export class MachineService {
     return s
   }
 
-  /** Snapshot-free restore: replay the whole log, checking every stored checkpoint hash. */
+  /** Restore: the latest snapshot, then the ops after it, checking every later checkpoint hash. */
   private restore(row: MachineRow): Session {
     if (row.diverged) throw new ServiceError('conflict', 'machine_diverged', `machine ${row.id} failed its restore check and is not served: ${row.diverged}`)
     const started = performance.now()
+    const r = this.rebuild(row)
+    if (r.opCount !== row.opCount || r.seq !== row.seq) {
+      throw this.diverged(row.id, new ReplayMismatch(`replay reached op ${r.opCount} seq ${r.seq}, the machine row says op ${row.opCount} seq ${row.seq}`))
+    }
+    this.log.debug({ machine: row.id, ops: r.opCount, replayed: r.opCount - r.fromOp, ms: performance.now() - started }, 'machine restored')
+    return { id: row.id, owner: row.owner, machine: r.machine, opCount: r.opCount, seq: r.seq, status: row.status, lastCheckpointOp: r.lastCheckpointOp, committed: Promise.resolve(), pending: 0 }
+  }
+
+  /** The machine as of `seq` (its latest ops when omitted): latest snapshot at or before it, plus replay. */
+  private rebuild(row: MachineRow, seq = Number.MAX_SAFE_INTEGER): Replayed & { fromOp: number; lastCheckpointOp: number } {
     try {
-      const checkpoints = this.repo.checkpoints(row.id)
-      const r = replay(row.config, this.repo.opsUpTo(row.id), { checkpoints })
-      if (r.opCount !== row.opCount || r.seq !== row.seq) {
-        throw new ReplayMismatch(`replay reached op ${r.opCount} seq ${r.seq}, the machine row says op ${row.opCount} seq ${row.seq}`)
-      }
-      this.log.debug({ machine: row.id, ops: r.opCount, ms: performance.now() - started }, 'machine restored')
-      return { id: row.id, owner: row.owner, machine: r.machine, opCount: r.opCount, seq: r.seq, status: row.status, lastCheckpointOp: checkpoints.at(-1)?.opN ?? 0, committed: Promise.resolve(), pending: 0 }
+      const from = this.guardStorage(() => this.repo.latestSnapshot(row.id, seq))
+      const fromOp = from?.opN ?? 0
+      const checkpoints = this.guardStorage(() => this.repo.checkpoints(row.id, fromOp))
+      const start = from && fromCheckpoint(from)
+      const r = replay(row.config, this.repo.opsBetween(row.id, fromOp, seq), { checkpoints, from: start })
+      return { ...r, fromOp, lastCheckpointOp: Math.max(fromOp, checkpoints.at(-1)?.opN ?? 0) }
     } catch (err) {
       if (err instanceof ReplayMismatch) throw this.diverged(row.id, err)
       throw err

@@ -1,8 +1,8 @@
 // Rebuilding a machine from its op log. Determinism makes this exact: the same config and
 // the same ops give the same events and state, so any difference from what was stored means
 // the log, the model or the database has changed under us.
-import type { Checkpoint, OpRow } from '../store/repo.js'
-import { applyOp, isRefusal, newMachine, stateHash, type Machine, type SimEvent } from './model.js'
+import type { Checkpoint, OpRow, Snapshot } from '../store/repo.js'
+import { applyOp, fromSnapshot, isRefusal, newMachine, stateHash, type Machine, type SimEvent } from './model.js'
 
 export class ReplayMismatch extends Error {
   override name = 'ReplayMismatch'
@@ -15,6 +15,8 @@ export interface Replayed {
 }
 
 export interface ReplayOptions {
+  /** Start from this machine (see fromCheckpoint) instead of a new one: `ops` are the later ones. */
+  from?: { machine: Machine; opN: number; seq: number }
   /** Hashes to verify after the named ops. */
   checkpoints?: readonly Checkpoint[]
   /** Sees every op with its events as it is replayed (a branch copies them). */
@@ -22,11 +24,11 @@ export interface ReplayOptions {
 }
 
 export function replay(config: unknown, ops: Iterable<OpRow>, opts: ReplayOptions = {}): Replayed {
-  const machine = newMachine(config)
+  const machine = opts.from?.machine ?? newMachine(config)
   const checkpoints = opts.checkpoints ?? []
   let next = 0
-  let opCount = 0
-  let seq = 0
+  let opCount = opts.from?.opN ?? 0
+  let seq = opts.from?.seq ?? 0
   for (const row of ops) {
     const out = applyOp(machine, JSON.parse(row.op), row.n - 1)
     if (isRefusal(out)) throw new ReplayMismatch(`op ${row.n} was refused on replay: ${out.code}: ${out.message}`)
@@ -42,4 +44,19 @@ export function replay(config: unknown, ops: Iterable<OpRow>, opts: ReplayOption
     }
   }
   return { machine, opCount, seq }
+}
+
+/**
+ * A stored snapshot's machine, which must hash like the state it was taken from. Restore it
+ * before opening the op log's iterator: a throw here must not leave a query open.
+ */
+export function fromCheckpoint(s: Snapshot): { machine: Machine; opN: number; seq: number } {
+  let machine: Machine
+  try {
+    machine = fromSnapshot(s.snapshot)
+  } catch (err) {
+    throw new ReplayMismatch(`the snapshot after op ${s.opN} cannot be read: ${(err as Error).message}`)
+  }
+  if (stateHash(machine) !== s.hash) throw new ReplayMismatch(`the snapshot after op ${s.opN} does not match its checkpoint hash`)
+  return { machine, opN: s.opN, seq: s.seq }
 }

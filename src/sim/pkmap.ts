@@ -103,12 +103,17 @@ function sleepOnPool(k: Kernel, ctx: Ctx, pfn: number): void {
   t.wait = { kind: 'pkmap', pfn }
   k.emitCtx(ctx, 'pkmap_wait', { pfn })
   k.emitCtx(ctx, 'task_sleep', { target: t.pid })
-  t.resume = (again: Ctx) => {
-    // Woken: leave the queue, then "someone else mapped my page", else rescan.
-    const r = kmapHigh(k, again, pfn)
-    if ('addr' in r) again.task.lastResult = r
-  }
+  t.resume = { kind: 'kmap_high', pfn }
   blockSwitch(k, ctx.cpu, 'sleeping')
+}
+
+/**
+ * The rest of a kmap_high() that slept on pkmap_map_wait, once its task is switched back
+ * in: "someone else mapped my page", else rescan (and maybe sleep again).
+ */
+export function kmapHighResume(k: Kernel, ctx: Ctx, pfn: number): void {
+  const r = kmapHigh(k, ctx, pfn)
+  if ('addr' in r) ctx.task.lastResult = r
 }
 
 /** kmap(): might_sleep, then the page's linear address (lowmem) or a pool slot. */

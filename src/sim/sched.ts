@@ -7,6 +7,7 @@ import { COST_NS } from './cost.js'
 import { schedulingWhileAtomic, warnOnce } from './diag.js'
 import { kmapLocalSchedIn, kmapLocalSchedOut } from './highmem.js'
 import { KernelBug, type Kernel } from './kernel.js'
+import { kmapHighResume } from './pkmap.js'
 import { preemptDisable, preemptEnable, preemptible } from './preempt.js'
 import type { Cpu, Ctx, Task, TaskState } from './task.js'
 
@@ -254,7 +255,10 @@ export function settle(k: Kernel): void {
       t.resume = null
       const ctx: Ctx = { cpu, task: t, frame: null }
       k.watch(ctx)
-      resume(ctx)
+      switch (resume.kind) {
+        case 'kmap_high':
+          kmapHighResume(k, ctx, resume.pfn)
+      }
       k.flushCounters()
       progress = true
     }

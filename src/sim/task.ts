@@ -30,6 +30,12 @@ export type Wait =
   | { kind: 'pkmap'; pfn: number }
   | { kind: 'affinity'; target: number }
 
+/**
+ * The rest of a blocking op, run once the task is switched back in. Data rather than a
+ * closure, so that a snapshot of the machine can hold a task that is still asleep.
+ */
+export type Resume = { kind: 'kmap_high'; pfn: number }
+
 export class Task {
   state: TaskState = 'runnable'
   readonly kmapCtrl: KmapCtrl
@@ -47,8 +53,7 @@ export class Task {
    */
   cpusPtrPinned: number | null = null
   wait: Wait | null = null
-  /** The rest of a blocking op, run once the task is switched back in. */
-  resume: ((ctx: Ctx) => void) | null = null
+  resume: Resume | null = null
   lastResult: Record<string, unknown> | null = null
 
   constructor(

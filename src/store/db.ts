@@ -12,6 +12,12 @@ export interface OpenOptions {
   /** `full` fsyncs every commit (a reply survives power loss); `normal` survives a process crash only. */
   durability?: Durability
   migrationsDir?: string
+  /**
+   * A size quota for the database file on this connection (PRAGMA max_page_count): a write
+   * that would grow the file past it fails with SQLITE_FULL and its transaction is rolled
+   * back. A file already larger is held at its size. Unset: no quota.
+   */
+  maxBytes?: number
 }
 
 export function openDb(file: string, opts: OpenOptions = {}): Db {
@@ -29,9 +35,18 @@ export function openDb(file: string, opts: OpenOptions = {}): Db {
   db.pragma('busy_timeout = 2000')
   try {
     migrate(db, opts.migrationsDir)
+    // After the migrations: the quota bounds what the lab stores, not the schema it needs to run.
+    if (opts.maxBytes !== undefined) limitSize(db, opts.maxBytes)
   } catch (err) {
     db.close()
     throw err
   }
   return db
+}
+
+function limitSize(db: Db, maxBytes: number): void {
+  if (!Number.isSafeInteger(maxBytes) || maxBytes <= 0) throw new RangeError(`maxBytes: expected a positive integer, got ${maxBytes}`)
+  const pageSize = db.pragma('page_size', { simple: true }) as number
+  // At least 1: SQLite reads max_page_count = 0 as a query, which would leave the file uncapped.
+  db.pragma(`max_page_count = ${Math.max(1, Math.floor(maxBytes / pageSize))}`)
 }

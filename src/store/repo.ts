@@ -44,6 +44,15 @@ export interface Checkpoint {
   opN: number
   seq: number
   hash: string
+  /** The whole model after op `opN` (src/sim/snapshot.ts), on the checkpoints that carry one. */
+  snapshot?: string
+}
+
+export interface Snapshot {
+  opN: number
+  seq: number
+  hash: string
+  snapshot: string
 }
 
 /** Everything one commit writes for one machine. */
@@ -98,29 +107,52 @@ function toMachine(r: RawMachine): MachineRow {
 export class Repo {
   private readonly s
   private readonly eventQueries = new Map<string, ReturnType<Db['prepare']>>()
+  /**
+   * Machine id -> its integer key. Ids are random and never reused, so an entry cannot go
+   * stale in a way that matters: at worst a deleted machine's key lingers until restart.
+   */
+  private readonly keys = new Map<string, number>()
 
   constructor(readonly db: Db) {
     this.s = {
       insertMachine: db.prepare(`INSERT INTO machines (id, owner, config, effective, created_at, parent_id, parent_seq)
         VALUES (@id, @owner, @config, @effective, @createdAt, @parentId, @parentSeq)`),
-      updateHead: db.prepare('UPDATE machines SET op_count = ?, seq = ?, status = ? WHERE id = ?'),
-      insertOp: db.prepare('INSERT INTO ops (machine_id, n, op, seq_end) VALUES (?, ?, ?, ?)'),
-      insertEvent: db.prepare('INSERT INTO events (machine_id, seq, type, cpu, pid, body) VALUES (?, ?, ?, ?, ?, ?)'),
-      insertCheckpoint: db.prepare('INSERT OR REPLACE INTO checkpoints (machine_id, op_n, seq, state_hash) VALUES (?, ?, ?, ?)'),
+      keyOf: db.prepare('SELECT key FROM machines WHERE id = ?').pluck(),
+      updateHead: db.prepare('UPDATE machines SET op_count = ?, seq = ?, status = ? WHERE key = ?'),
+      insertOp: db.prepare('INSERT INTO ops (mkey, n, op, seq_end) VALUES (?, ?, ?, ?)'),
+      insertEvent: db.prepare('INSERT INTO events (mkey, seq, type, cpu, pid, body) VALUES (?, ?, ?, ?, ?, ?)'),
+      insertCheckpoint: db.prepare('INSERT OR REPLACE INTO checkpoints (mkey, op_n, seq, state_hash, snapshot) VALUES (?, ?, ?, ?, ?)'),
       insertIdempotency: db.prepare(`INSERT INTO idempotency (owner, key, machine_id, request_hash, reply, created_at)
         VALUES (?, ?, ?, ?, ?, ?)`),
       getMachine: db.prepare('SELECT * FROM machines WHERE id = ?'),
       listMachines: db.prepare('SELECT * FROM machines WHERE owner = ? AND id > ? ORDER BY id LIMIT ?'),
       countMachines: db.prepare('SELECT count(*) AS n FROM machines WHERE owner = ?').pluck(),
-      opsUpTo: db.prepare('SELECT n, op, seq_end AS seqEnd FROM ops WHERE machine_id = ? AND seq_end <= ? ORDER BY n'),
-      checkpoints: db.prepare('SELECT op_n AS opN, seq, state_hash AS hash FROM checkpoints WHERE machine_id = ? ORDER BY op_n'),
+      opsBetween: db.prepare('SELECT n, op, seq_end AS seqEnd FROM ops WHERE mkey = ? AND n > ? AND seq_end <= ? ORDER BY n'),
+      checkpoints: db.prepare('SELECT op_n AS opN, seq, state_hash AS hash FROM checkpoints WHERE mkey = ? AND op_n > ? ORDER BY op_n'),
+      latestSnapshot: db.prepare(`SELECT op_n AS opN, seq, state_hash AS hash, snapshot FROM checkpoints
+        WHERE mkey = ? AND seq <= ? AND snapshot IS NOT NULL ORDER BY op_n DESC LIMIT 1`),
       getIdempotency: db.prepare('SELECT machine_id AS machineId, request_hash AS requestHash, reply FROM idempotency WHERE owner = ? AND key = ?'),
       markDiverged: db.prepare('UPDATE machines SET diverged = ? WHERE id = ?'),
-      deleteFrom: ['events', 'ops', 'checkpoints', 'idempotency'].map((t) =>
-        db.prepare(`DELETE FROM ${t} WHERE machine_id = ?`),
-      ),
-      deleteMachine: db.prepare('DELETE FROM machines WHERE id = ?'),
+      deleteFrom: ['events', 'ops', 'checkpoints'].map((t) => db.prepare(`DELETE FROM ${t} WHERE mkey = ?`)),
+      deleteIdempotency: db.prepare('DELETE FROM idempotency WHERE machine_id = ?'),
+      deleteMachine: db.prepare('DELETE FROM machines WHERE key = ?'),
     }
+  }
+
+  /** The machine's integer key, or undefined when no such machine is stored. */
+  private keyOf(id: string): number | undefined {
+    let key = this.keys.get(id)
+    if (key === undefined) {
+      key = this.s.keyOf.get(id) as number | undefined
+      if (key !== undefined) this.keys.set(id, key)
+    }
+    return key
+  }
+
+  private requireKey(id: string): number {
+    const key = this.keyOf(id)
+    if (key === undefined) throw new Error(`machine ${id} is not stored`)
+    return key
   }
 
   /** Writes one machine's share of a commit; the caller supplies the transaction. */
@@ -128,12 +160,15 @@ export class Repo {
     const s = this.s
     if (w.newMachine) {
       const m = w.newMachine
-      s.insertMachine.run({ ...m, config: JSON.stringify(m.config), effective: JSON.stringify(m.effective) })
+      const { lastInsertRowid } = s.insertMachine.run({ ...m, config: JSON.stringify(m.config), effective: JSON.stringify(m.effective) })
+      this.keys.set(m.id, Number(lastInsertRowid))
     }
-    for (const o of w.ops) s.insertOp.run(w.machineId, o.n, o.op, o.seqEnd)
-    for (const e of w.events) s.insertEvent.run(w.machineId, e.seq, e.type, e.cpu, e.pid, e.body)
-    s.updateHead.run(w.head.opCount, w.head.seq, w.head.status, w.machineId)
-    if (w.checkpoint) s.insertCheckpoint.run(w.machineId, w.checkpoint.opN, w.checkpoint.seq, w.checkpoint.hash)
+    const key = this.requireKey(w.machineId)
+    for (const o of w.ops) s.insertOp.run(key, o.n, o.op, o.seqEnd)
+    for (const e of w.events) s.insertEvent.run(key, e.seq, e.type, e.cpu, e.pid, e.body)
+    s.updateHead.run(w.head.opCount, w.head.seq, w.head.status, key)
+    const c = w.checkpoint
+    if (c) s.insertCheckpoint.run(key, c.opN, c.seq, c.hash, c.snapshot ?? null)
     if (w.idempotency) {
       const i = w.idempotency
       s.insertIdempotency.run(i.owner, i.key, w.machineId, i.requestHash, i.reply, new Date().toISOString())
@@ -153,13 +188,26 @@ export class Repo {
     return this.s.countMachines.get(owner) as number
   }
 
-  /** The op log in order, lazily, stopping after the last op whose events end at or before `seq`. */
-  opsUpTo(machineId: string, seq = Number.MAX_SAFE_INTEGER): IterableIterator<OpRow> {
-    return this.s.opsUpTo.iterate(machineId, seq) as IterableIterator<OpRow>
+  /**
+   * The op log in order, lazily: the ops after op `afterN`, stopping after the last op whose
+   * events end at or before `seq`.
+   */
+  opsBetween(machineId: string, afterN: number, seq = Number.MAX_SAFE_INTEGER): IterableIterator<OpRow> {
+    return this.s.opsBetween.iterate(this.keyOf(machineId) ?? -1, afterN, seq) as IterableIterator<OpRow>
   }
 
-  checkpoints(machineId: string): Checkpoint[] {
-    return this.s.checkpoints.all(machineId) as Checkpoint[]
+  opsUpTo(machineId: string, seq = Number.MAX_SAFE_INTEGER): IterableIterator<OpRow> {
+    return this.opsBetween(machineId, 0, seq)
+  }
+
+  /** The state hashes stored after op `afterN` (without their snapshots). */
+  checkpoints(machineId: string, afterN = 0): Checkpoint[] {
+    return this.s.checkpoints.all(this.keyOf(machineId) ?? -1, afterN) as Checkpoint[]
+  }
+
+  /** The latest snapshot taken at or before `seq`. */
+  latestSnapshot(machineId: string, seq = Number.MAX_SAFE_INTEGER): Snapshot | undefined {
+    return this.s.latestSnapshot.get(this.keyOf(machineId) ?? -1, seq) as Snapshot | undefined
   }
 
   getIdempotency(owner: string, key: string): { machineId: string; requestHash: string; reply: string } | undefined {
@@ -171,16 +219,23 @@ export class Repo {
   }
 
   deleteMachine(machineId: string): void {
+    const key = this.keyOf(machineId)
     this.db.transaction(() => {
-      for (const del of this.s.deleteFrom) del.run(machineId)
-      this.s.deleteMachine.run(machineId)
+      if (key !== undefined) {
+        for (const del of this.s.deleteFrom) del.run(key)
+        this.s.deleteMachine.run(key)
+      }
+      this.s.deleteIdempotency.run(machineId)
     })()
+    this.keys.delete(machineId)
   }
 
   /** One page of stored events as their JSON text, in seq order. */
   queryEvents(machineId: string, q: EventQuery): string[] {
-    const where = ['machine_id = ?', 'seq > ?']
-    const args: unknown[] = [machineId, q.after]
+    const key = this.keyOf(machineId)
+    if (key === undefined) return []
+    const where = ['mkey = ?', 'seq > ?']
+    const args: unknown[] = [key, q.after]
     const inList = (column: string, values: readonly unknown[] | undefined): void => {
       if (!values || values.length === 0) return
       where.push(`${column} IN (${values.map(() => '?').join(', ')})`)

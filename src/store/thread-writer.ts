@@ -14,7 +14,7 @@
 import { Worker } from 'node:worker_threads'
 import type { Durability } from './db.js'
 import type { EventRow, OpRow, WriteSet } from './repo.js'
-import { StorageError, type CommitStats, type Writer } from './writer.js'
+import { sizes, StorageError, type CommitStats, type Pending, type Writer } from './writer.js'
 
 /**
  * A group as it crosses to the thread: one string and one array of numbers for all its write
@@ -92,8 +92,12 @@ export function unpack(g: PackedGroup): WriteSet[] {
   return sets
 }
 
-/** main -> thread */
-export type ToThread = { kind: 'commit'; group: PackedGroup } | { kind: 'close' }
+/** main -> thread: `stage` writes into the open transaction (opening it), `discard` rolls it back, `commit` ends it. */
+export type ToThread =
+  | { kind: 'stage'; group: PackedGroup }
+  | { kind: 'discard' }
+  | { kind: 'commit'; group: PackedGroup }
+  | { kind: 'close' }
 /** thread -> main */
 export type FromThread =
   | { kind: 'committed'; seconds: number }
@@ -102,15 +106,16 @@ export type FromThread =
   | { kind: 'ready' }
   | { kind: 'fatal'; message: string }
 
-interface Pending {
-  ws: WriteSet
-  resolve: () => void
-  reject: (err: unknown) => void
-}
-
-export interface ThreadWriterOptions {
+/** What the thread opens its own connection with (its workerData). */
+export interface ThreadStore {
   file: string
   durability: Durability
+  /** The size quota (openDb's maxBytes). SQLite keeps it per connection, so the thread's
+   *  connection, which does the writing, must set it as well as the main one. */
+  maxBytes?: number
+}
+
+export interface ThreadWriterOptions extends ThreadStore {
   onCommit?: (stats: CommitStats) => void
   /**
    * The thread died or could not open the store. Its connection may still hold the write
@@ -132,6 +137,9 @@ function threadScript(): { script: URL | string; eval: boolean } {
 export class ThreadWriter implements Writer {
   private queue: Pending[] = []
   private inFlight: Pending[] | null = null
+  /** Parts staged since the last group was sent: they commit with the next one. */
+  private staged: WriteSet[] = []
+  private inFlightStaged: WriteSet[] = []
   private scheduled = false
   private broken: StorageError | null = null
   private closing = false
@@ -153,7 +161,8 @@ export class ThreadWriter implements Writer {
     this.failReady = failReady
     const { script, eval: isEval } = threadScript()
     // No execArgv of ours: preloads (probes, coverage, loaders) are the main thread's business.
-    this.worker = new Worker(script, { eval: isEval, execArgv: [], workerData: { file: opts.file, durability: opts.durability } })
+    const store: ThreadStore = { file: opts.file, durability: opts.durability, maxBytes: opts.maxBytes }
+    this.worker = new Worker(script, { eval: isEval, execArgv: [], workerData: store })
     this.worker.unref()
     this.worker.on('message', (msg: FromThread) => this.onMessage(msg))
     this.worker.on('error', (err) => this.fail(err))
@@ -184,6 +193,28 @@ export class ThreadWriter implements Writer {
     })
   }
 
+  /**
+   * Posted at once: the thread writes it into its open transaction while the caller goes on.
+   * Any group the thread commits next carries it, and the caller's commit() is queued before
+   * that group can be sent (both happen in one synchronous run, and groups are sent from
+   * callbacks), so the part commits with the rest of its write set. After a failure the
+   * thread refuses the next group as a whole.
+   */
+  stage(ws: WriteSet): void {
+    if (this.broken) return
+    this.staged.push(ws)
+    const packed = pack([ws])
+    this.worker.ref()
+    this.worker.postMessage({ kind: 'stage', group: packed } satisfies ToThread, [packed.nums.buffer as ArrayBuffer])
+  }
+
+  /** Nothing but staged parts can be in the thread's open transaction now: roll it back. */
+  discardStaged(): void {
+    if (this.broken || this.staged.length === 0) return
+    this.staged = []
+    this.worker.postMessage({ kind: 'discard' } satisfies ToThread)
+  }
+
   async close(): Promise<void> {
     if (!this.closing) {
       this.closing = true
@@ -204,6 +235,8 @@ export class ThreadWriter implements Writer {
     const group = this.queue
     this.queue = []
     this.inFlight = group
+    this.inFlightStaged = this.staged
+    this.staged = []
     // Keep the process alive while a transaction is out; an idle writer must not.
     this.worker.ref()
     const packed = pack(group.map((p) => p.ws))
@@ -216,13 +249,14 @@ export class ThreadWriter implements Writer {
     if (msg.kind === 'fatal') return this.fail(new Error(msg.message))
     const group = this.inFlight
     if (!group) return
+    const staged = this.inFlightStaged
     this.inFlight = null
+    this.inFlightStaged = []
     if (msg.kind === 'committed') {
       this.opts.onCommit?.({
         seconds: msg.seconds,
         writeSets: group.length,
-        ops: group.reduce((n, p) => n + p.ws.ops.length, 0),
-        events: group.reduce((n, p) => n + p.ws.events.length, 0),
+        ...sizes(staged, group),
       })
       for (const p of group) p.resolve()
     } else {

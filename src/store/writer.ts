@@ -21,22 +21,43 @@ export interface CommitStats {
 export interface Writer {
   /** Settles once `ws` is committed (durably, at the store's durability), or rejects with StorageError. */
   commit(ws: WriteSet): Promise<void>
+  /**
+   * Hands in an early part of a large write set so that it can be written while the caller
+   * computes the rest. A staged part is committed only together with the next `commit()`
+   * (the same transaction), and fails with it: a client never sees a prefix of its batch
+   * committed without the rest (an idempotent retry would otherwise apply the prefix twice).
+   * Stage and commit within one synchronous run of the caller: no other commit may start
+   * between them.
+   */
+  stage(ws: WriteSet): void
+  /** Drops what was staged since the last commit(), in the same synchronous run. */
+  discardStaged(): void
   /** Write sets handed in and not yet settled. */
   readonly pending: number
   /** Commits whatever is queued, then stops (shutdown). */
   close(): Promise<void>
 }
 
-interface Pending {
+export interface Pending {
   ws: WriteSet
   resolve: () => void
   reject: (err: unknown) => void
+}
+
+/** The ops and events a committed transaction carried, staged parts included. */
+export function sizes(staged: readonly WriteSet[], group: readonly { ws: WriteSet }[]): { ops: number; events: number } {
+  let ops = 0
+  let events = 0
+  for (const ws of staged) (ops += ws.ops.length), (events += ws.events.length)
+  for (const { ws } of group) (ops += ws.ops.length), (events += ws.events.length)
+  return { ops, events }
 }
 
 /** Commits on the calling thread: right for `normal` durability, where a commit is a few writes
  *  to the page cache. With `full`, each commit blocks the event loop for an fsync: use ThreadWriter. */
 export class GroupWriter implements Writer {
   private queue: Pending[] = []
+  private staged: WriteSet[] = []
   private scheduled = false
 
   constructor(
@@ -60,6 +81,15 @@ export class GroupWriter implements Writer {
     })
   }
 
+  /** On this thread nothing runs beside the caller, so a staged part just waits for its commit. */
+  stage(ws: WriteSet): void {
+    this.staged.push(ws)
+  }
+
+  discardStaged(): void {
+    this.staged = []
+  }
+
   async close(): Promise<void> {
     this.flush()
   }
@@ -70,9 +100,12 @@ export class GroupWriter implements Writer {
     const group = this.queue
     if (group.length === 0) return
     this.queue = []
+    const staged = this.staged
+    this.staged = []
     const started = process.hrtime.bigint()
     try {
       this.repo.db.transaction(() => {
+        for (const ws of staged) this.repo.write(ws)
         for (const p of group) this.repo.write(p.ws)
       })()
     } catch (err) {
@@ -83,8 +116,7 @@ export class GroupWriter implements Writer {
     this.onCommit({
       seconds: Number(process.hrtime.bigint() - started) / 1e9,
       writeSets: group.length,
-      ops: group.reduce((n, p) => n + p.ws.ops.length, 0),
-      events: group.reduce((n, p) => n + p.ws.events.length, 0),
+      ...sizes(staged, group),
     })
     for (const p of group) p.resolve()
   }

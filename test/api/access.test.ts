@@ -78,4 +78,9 @@ t.test('settings: no tokens means loopback only; bad values are explained', asyn
   t.throws(() => readSettings({ KMAPLAB_TOKENS: 'justatoken' }), /name=token/)
   t.throws(() => readSettings({ KMAPLAB_TOKENS: 'a=x,a=y' }), /configured twice/)
   t.throws(() => readSettings({ KMAPLAB_DURABILITY: 'maybe' }), SettingsError)
+  t.equal(readSettings({}).dbMaxBytes, undefined, 'no quota unless one is set')
+  t.equal(readSettings({ KMAPLAB_DB_MAX_MB: '5' }).dbMaxBytes, 5 * 1024 * 1024)
+  for (const bad of ['0', '-3', '1.5', 'lots']) {
+    t.throws(() => readSettings({ KMAPLAB_DB_MAX_MB: bad }), { name: 'SettingsError', message: `KMAPLAB_DB_MAX_MB=${bad}: expected an integer from 1 to 1048576` })
+  }
 })

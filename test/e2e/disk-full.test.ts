@@ -1,8 +1,9 @@
 // A database that runs out of space under concurrent load (PRAGMA max_page_count on the
 // server's own connection, as test/api/storage.test.ts does): writes get a clear 503, reads
 // keep working, nothing acknowledged is lost, writes resume when space returns, and a restart
-// afterwards restores every machine from its op log. In-process, because max_page_count is a
-// setting of one connection and the server has no hook to set it from outside.
+// afterwards restores every machine from its op log. In-process, because the test lowers and
+// raises max_page_count while the server runs, which only its own connection allows; the
+// deployed path (a quota set at start-up, reached on the writer thread) is test/e2e/quota.test.ts.
 import t from 'tap'
 import { openLab } from '../api/fixtures/lab.js'
 import { listeningLab } from '../api/fixtures/stream.js'

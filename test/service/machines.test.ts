@@ -1,6 +1,7 @@
 import t from 'tap'
 import { ServiceError } from '../../src/service/errors.js'
 import { config, openService, someOps } from './fixtures/service.js'
+import { newMachine } from '../../src/service/model.js'
 
 const owner = 'alice'
 
@@ -72,7 +73,7 @@ t.test('a restore that does not reproduce the stored state is refused loudly, an
   const m = await a.service.create(owner, config)
   await a.service.apply(owner, m.id, someOps)
   t.ok(a.repo.checkpoints(m.id).length > 0, 'checkpoints were stored')
-  a.db.prepare("UPDATE checkpoints SET state_hash = 'x' WHERE machine_id = ?").run(m.id)
+  a.db.prepare("UPDATE checkpoints SET state_hash = 'x' WHERE mkey = (SELECT key FROM machines WHERE id = ?)").run(m.id)
   a.db.close()
   const b = openService(a.file)
   await t.rejects(b.service.state(owner, m.id), { kind: 'conflict', code: 'machine_diverged' })
@@ -84,8 +85,10 @@ t.test('a restore that does not reproduce the stored state is refused loudly, an
 t.test('a tampered op log is caught by the seq check', async (t) => {
   const a = openService()
   const m = await a.service.create(owner, config)
-  await a.service.apply(owner, m.id, someOps.slice(0, 3))
-  a.db.prepare("UPDATE ops SET op = ? WHERE machine_id = ? AND n = 3").run(JSON.stringify({ op: 'migrate_disable', pid: 1 }), m.id)
+  await a.service.apply(owner, m.id, someOps.slice(0, 3)) // checkpointEvery 2: a snapshot after op 3
+  await a.service.apply(owner, m.id, someOps.slice(3, 4))
+  // A restore replays only the ops after the latest snapshot, so that is where tampering shows.
+  a.db.prepare('UPDATE ops SET op = ? WHERE mkey = (SELECT key FROM machines WHERE id = ?) AND n = 4').run(JSON.stringify({ op: 'migrate_disable', pid: 1 }), m.id)
   a.db.close()
   const b = openService(a.file)
   await t.rejects(b.service.state(owner, m.id), { code: 'machine_diverged' })
@@ -176,4 +179,73 @@ t.test('committed events are published, after commit, in order', async (t) => {
   const out = await service.apply(owner, m.id, someOps)
   await new Promise((r) => setImmediate(r))
   t.same(seen, Array.from({ length: out.seq }, (_, i) => i + 1))
+})
+
+for (const thread of [false, true]) {
+  t.test(`a batch larger than a staged part commits whole or not at all (${thread ? 'ThreadWriter' : 'GroupWriter'})`, async (t) => {
+    const a = openService(undefined, { checkpointEvery: 1000 }, thread)
+    t.teardown(() => a.writer.close())
+    const m = await a.service.create(owner, config)
+    const ops = [
+      { op: 'spawn', name: 'A', cpu: 0 },
+      ...Array.from({ length: 1000 }, (_, i) => (i % 2 ? { op: 'kunmap_local', pid: 1, addr: '0xfffbb000' } : { op: 'kmap_local_page', pid: 1, page: 0x40000 + i })),
+    ]
+    const idem = { key: 'big-1', hash: 'h1' }
+    const out = await a.service.apply(owner, m.id, ops, idem)
+    t.equal(out.results.length, 1001)
+    const again = await a.service.apply(owner, m.id, ops, idem)
+    t.equal(again.replayed, true, 'the retry gets the stored reply')
+    t.equal(a.service.get(owner, m.id).opCount, 1001, 'and runs nothing')
+    t.equal(a.service.events(owner, m.id, { after: 0, limit: 100000 }).length, out.seq, 'every event is stored')
+
+    // Stopped by a refusal after 300 more ops: those 300 are committed, in order.
+    const stopped = await a.service.apply(owner, m.id, [...ops.slice(1, 301), { op: 'kunmap_local', pid: 9, addr: '0xfffbb000' }, ...ops.slice(1, 50)])
+    t.match(stopped, { refused: { index: 300, code: 'no_such_task' }, skipped: 49 })
+    t.equal(a.service.get(owner, m.id).opCount, 1301)
+    const state = JSON.stringify(await a.service.state(owner, m.id))
+    await a.writer.close()
+    a.db.close()
+    const b = openService(a.file)
+    t.equal(JSON.stringify(await b.service.state(owner, m.id)), state, 'a restore replays all 1,301 ops to the same state')
+  })
+}
+
+t.test('a restore starts from the latest snapshot and replays only the ops after it', async (t) => {
+  const a = openService(undefined, { checkpointEvery: 3 })
+  const m = await a.service.create(owner, config)
+  for (const op of someOps) await a.service.apply(owner, m.id, [op]) // snapshots after ops 3 and 6
+  t.same(a.db.prepare('SELECT op_n FROM checkpoints WHERE snapshot IS NOT NULL ORDER BY op_n').pluck().all(), [3, 6])
+  const before = JSON.stringify(await a.service.state(owner, m.id))
+  a.db.close()
+  const b = openService(a.file, { checkpointEvery: 3 })
+  t.equal(JSON.stringify(await b.service.state(owner, m.id)), before)
+  const restored = b.logs.map((l) => JSON.parse(l)).find((l) => l.msg === 'machine restored')
+  t.match(restored, { ops: 7, replayed: 1 }, 'one op replayed on top of the snapshot after op 6')
+  const next = await b.service.apply(owner, m.id, [{ op: 'spawn', name: 'C' }, { op: 'spawn', name: 'D' }])
+  t.equal(next.refused, null)
+  t.same(b.db.prepare('SELECT op_n FROM checkpoints WHERE snapshot IS NOT NULL ORDER BY op_n').pluck().all(), [3, 6, 9], 'the checkpoint count carries on')
+})
+
+t.test('state at every past seq, from snapshots, equals a fresh replay up to that seq', async (t) => {
+  const { service } = openService(undefined, { checkpointEvery: 2 })
+  const m = await service.create(owner, config)
+  const cuts: { seq: number; ops: number }[] = [{ seq: 0, ops: 0 }]
+  for (const [i, op] of someOps.entries()) cuts.push({ seq: (await service.apply(owner, m.id, [op])).seq, ops: i + 1 })
+  for (let seq = 0; seq <= cuts.at(-1)!.seq; seq++) {
+    const ops = cuts.filter((c) => c.seq <= seq).at(-1)!.ops
+    const fresh = newMachine(config)
+    for (const op of someOps.slice(0, ops)) fresh.apply(op)
+    t.equal(JSON.stringify(await service.state(owner, m.id, seq)), JSON.stringify(fresh.state()), `at=${seq}`)
+  }
+})
+
+t.test('a snapshot that cannot be read is reported like any other mismatch', async (t) => {
+  const a = openService()
+  const m = await a.service.create(owner, config)
+  await a.service.apply(owner, m.id, someOps)
+  a.db.prepare("UPDATE checkpoints SET snapshot = '{\"format\": 99}'").run()
+  a.db.close()
+  const b = openService(a.file)
+  await t.rejects(b.service.state(owner, m.id), { code: 'machine_diverged' })
+  t.match(b.service.get(owner, m.id).diverged, /snapshot after op 7 cannot be read/)
 })

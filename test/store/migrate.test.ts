@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { defaultMigrationsDir, migrate, SchemaTooNewError } from '../../src/store/migrate.js'
 import { openDb } from '../../src/store/db.js'
+import { Repo } from '../../src/store/repo.js'
 
 t.test('applies every migration once and records it', async (t) => {
   const db = new Database(':memory:')
@@ -44,4 +45,33 @@ t.test('a failing migration leaves no trace', async (t) => {
   t.throws(() => migrate(db, dir))
   t.same(db.prepare('SELECT version FROM schema_migrations').all(), [{ version: 1 }])
   t.notOk(db.prepare("SELECT name FROM sqlite_master WHERE name = 'b'").get())
+})
+
+t.test('a database written by schema 1 comes through 002 (integer keys) with every row', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kmaplab-mig-'))
+  copyFileSync(join(defaultMigrationsDir, '001_init.sql'), join(dir, '001_init.sql'))
+  const file = join(dir, 'old.sqlite')
+  const old = new Database(file)
+  migrate(old, dir)
+  const m = old.prepare(`INSERT INTO machines (id, owner, config, effective, created_at, op_count, seq) VALUES (?, ?, '{}', '{}', ?, ?, ?)`)
+  m.run('m_a', 'alice', '2026-01-01', 2, 3)
+  m.run('m_b', 'bob', '2026-01-02', 1, 1)
+  const op = old.prepare('INSERT INTO ops VALUES (?, ?, ?, ?)')
+  op.run('m_a', 1, '{"op":"a1"}', 2)
+  op.run('m_a', 2, '{"op":"a2"}', 3)
+  op.run('m_b', 1, '{"op":"b1"}', 1)
+  const ev = old.prepare('INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)')
+  for (const [id, seq, type] of [['m_a', 1, 'kmap'], ['m_a', 2, 'counter'], ['m_a', 3, 'kmap'], ['m_b', 1, 'spawn']] as const) {
+    ev.run(id, seq, type, 0, 1, JSON.stringify({ seq, type, id }))
+  }
+  old.prepare("INSERT INTO checkpoints VALUES ('m_a', 2, 3, 'h')").run()
+  old.close()
+
+  const repo = new Repo(openDb(file))
+  t.same(repo.getMachine('m_a')?.seq, 3)
+  t.same([...repo.opsUpTo('m_a')].map((o) => o.op), ['{"op":"a1"}', '{"op":"a2"}'])
+  t.same([...repo.opsUpTo('m_b')].map((o) => o.op), ['{"op":"b1"}'])
+  t.same(repo.queryEvents('m_a', { after: 0, limit: 10, types: ['kmap'] }).map((b) => JSON.parse(b).seq), [1, 3])
+  t.same(repo.queryEvents('m_b', { after: 0, limit: 10 }).map((b) => JSON.parse(b).id), ['m_b'])
+  t.same(repo.checkpoints('m_a'), [{ opN: 2, seq: 3, hash: 'h' }])
 })

@@ -27,12 +27,14 @@ t.test('events page by seq and filter by type, cpu and pid', async (t) => {
   t.same(repo.queryEvents('m_b', { after: 0, limit: 10 }), [])
 })
 
-t.test('the type and pid filters use an index, not a scan of the trace', async (t) => {
+t.test('paging and the type and pid filters use an index, not a scan of the trace', async (t) => {
   const { db } = tempRepo()
-  const plan = (sql: string): string =>
-    (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all('m', 0, 'kmap', 10) as { detail: string }[]).map((r) => r.detail).join('; ')
-  t.match(plan('SELECT body FROM events WHERE machine_id = ? AND seq > ? AND type IN (?) ORDER BY seq LIMIT ?'), /USING INDEX events_by_type|USING PRIMARY KEY/)
-  t.notMatch(plan('SELECT body FROM events WHERE machine_id = ? AND seq > ? AND type IN (?) ORDER BY seq LIMIT ?'), /SCAN events\b(?! USING)/)
+  const plan = (sql: string, args: unknown[] = [1, 0, 'kmap', 10]): string =>
+    (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...args) as { detail: string }[]).map((r) => r.detail).join('; ')
+  t.match(plan('SELECT body FROM events WHERE mkey = ? AND seq > ? AND type IN (?) ORDER BY seq LIMIT ?'), /USING INDEX events_by_type/)
+  t.notMatch(plan('SELECT body FROM events WHERE mkey = ? AND seq > ? AND type IN (?) ORDER BY seq LIMIT ?'), /SCAN events\b(?! USING)/)
+  t.match(plan('SELECT body FROM events WHERE mkey = ? AND seq > ? AND pid IN (?) ORDER BY seq LIMIT ?'), /USING INDEX events_by_pid/)
+  t.match(plan('SELECT body FROM events WHERE mkey = ? AND seq > ? ORDER BY seq LIMIT ?', [1, 0, 10]), /USING INDEX events_by_seq/)
 })
 
 t.test('ops are read back in order up to a seq', async (t) => {

@@ -83,3 +83,19 @@ t.test('a thread that cannot open the store fails its commits and reports it', a
   await t.rejects(w.commit(fakeMachine('m_b', 'x', 1)), StorageError, 'and every later one')
   await w.close()
 })
+
+t.test('past the quota (maxBytes on the thread\'s connection) a commit fails with SQLITE_FULL, its group whole', async (t) => {
+  const { repo, file } = tempRepo()
+  const w = new ThreadWriter({ file, durability: 'full', maxBytes: 1024 * 1024 })
+  t.teardown(() => w.close())
+  await w.commit(fakeMachine('m_a', 'x', 10))
+  // 20,000 ops with their events are several MiB.
+  const results = await Promise.allSettled([w.commit(fakeMachine('m_b', 'x', 1)), w.commit(fakeMachine('m_big', 'x', 20_000))])
+  expectGroupRejected(t, results, /SQLITE_FULL/)
+  t.equal((results[1] as PromiseRejectedResult).reason.cause.code, 'SQLITE_FULL', 'the cause keeps SQLite\'s code')
+  t.equal(repo.getMachine('m_b'), undefined)
+  t.equal(repo.getMachine('m_big'), undefined)
+  t.equal(repo.queryEvents('m_a', { after: 0, limit: 100 }).length, 20, 'what was committed before is still read')
+  await w.commit(fakeMachine('m_c', 'x', 10))
+  t.ok(repo.getMachine('m_c'), 'a write that fits commits after the rollback')
+})

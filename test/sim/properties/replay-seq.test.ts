@@ -5,20 +5,8 @@ import fc from 'fast-check';
 import t from 'tap';
 import * as sim from '../../../src/sim/index.js';
 import { seqChecker } from './fixtures/checks.js';
-import { arbConfig, arbIntents, fail, run } from './fixtures/driver.js';
+import { arbConfig, arbIntents, fail, outcome, run } from './fixtures/driver.js';
 import { assertProperty } from './fixtures/harness.js';
-
-function outcome(m: sim.Machine, op: unknown): string {
-  try {
-    return JSON.stringify(m.apply(op));
-  } catch (e) {
-    const err: Record<string, unknown> = { name: (e as Error).name, message: (e as Error).message };
-    if (e instanceof sim.OpError) err.code = e.code;
-    else if (e instanceof sim.InvalidOpError) err.field = e.field;
-    else throw e;
-    return JSON.stringify({ error: err });
-  }
-}
 
 t.test('property 5: replaying config + ops gives byte-identical results, events and state', (t) => {
   let ops = 0;
