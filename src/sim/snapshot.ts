@@ -24,7 +24,7 @@
  * Snapshots are taken between ops. What exists only during an op is not stored and is
  * reset on restore: Kernel.out (the events of the op, [] again), Kernel.watched (the
  * context whose counters an op traces, null again; every op starts by setting it) and
- * Kernel.fixAddrCache (formatted addresses, refilled on use).
+ * the caches Kernel.fixAddrCache and Kernel.pkmapAddrCache (formatted addresses, refilled on use).
  */
 import { Cpu, Task } from './task.js'
 import { Kernel } from './kernel.js'
@@ -47,7 +47,7 @@ interface ClassEntry {
 /** The classes a machine's graph holds, by the tag their instances carry. */
 const CLASSES: Record<string, ClassEntry> = {
   Machine: { proto: Machine.prototype, transient: {} },
-  Kernel: { proto: Kernel.prototype, transient: { out: () => [], watched: () => null, fixAddrCache: () => [] } },
+  Kernel: { proto: Kernel.prototype, transient: { out: () => [], watched: () => null, fixAddrCache: () => [], pkmapAddrCache: () => [] } },
   Task: { proto: Task.prototype, transient: {} },
   Cpu: { proto: Cpu.prototype, transient: {} },
 }
