@@ -112,7 +112,7 @@ async function batchedOps(dir: string, batches: number): Promise<BenchRow> {
 
   // The same event rows, inserted raw: one transaction per 1,000 ops, same schema and pragmas.
   const src = new Database(file, { readonly: true })
-  const rows = src.prepare('SELECT seq, type, cpu, pid, body FROM events JOIN machines ON key = mkey WHERE id = ? AND events.seq > 2 ORDER BY events.seq').all(m.id) as { seq: number; type: string; cpu: number; pid: number; body: string }[]
+  const rows = src.prepare('SELECT e.seq, e.type, e.cpu, e.pid, e.body FROM events e JOIN machines m ON m.key = e.mkey WHERE m.id = ? AND e.seq > 2 ORDER BY e.seq').all(m.id) as { seq: number; type: string; cpu: number; pid: number; body: string }[]
   src.close()
   const perBatch = Math.floor(rows.length / (batches + 1))
   const raw = openDb(join(dir, 'raw.db'))
