@@ -60,6 +60,8 @@ interface Session {
  * runs the next, so a batch of 1,000 costs about the longer of the two instead of their sum.
  */
 export const STAGE_OPS = 128
+/** The first part is smaller: until it is handed over, the writer thread has nothing to do. */
+const FIRST_STAGE_OPS = 32
 
 export function newMachineId(): string {
   return 'm_' + randomBytes(9).toString('base64url')
@@ -216,7 +218,7 @@ export class MachineService {
         if (out.events.some((e) => e.type === 'halt')) s.status = 'halted'
         ws.ops.push({ n: s.opCount, op: JSON.stringify(ops[i]), seqEnd: s.seq })
         for (const e of out.events) ws.events.push(eventRow(e))
-        if (ws.ops.length === STAGE_OPS && i + 1 < ops.length) {
+        if (ws.ops.length === (staged ? STAGE_OPS : FIRST_STAGE_OPS) && i + 1 < ops.length) {
           ws.head = { opCount: s.opCount, seq: s.seq, status: s.status }
           this.writer.stage(ws)
           staged = true
