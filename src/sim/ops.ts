@@ -168,27 +168,48 @@ function parsePid(_l: Layout, field: string, v: unknown): number {
 }
 
 /**
- * Reads an op's own fields from `raw` into `p`, in the order OP_SPECS lists them, and
- * returns how many were present. Every field of the op is written, an absent optional one
- * as undefined, so a ParsedOp the op used before holds nothing of its earlier value.
+ * Reads an op's fields from `raw` into `p`, its own in the order OP_SPECS lists them and
+ * then its calling context, and returns how many were present. Every field of the op is
+ * written, an absent one as undefined, so a ParsedOp the op used before holds nothing of
+ * its earlier value.
  */
 type FieldReader = (l: Layout, raw: Record<string, unknown>, p: ParsedOp) => number
+
+/**
+ * The calling context of a task or process op, named by exactly one of `pid` or `cpu`;
+ * returns the one key it took.
+ */
+function readContext(l: Layout, name: OpName, where: Where, pid: unknown, cpu: unknown, p: ParsedOp): number {
+  const hasPid = pid !== undefined
+  if (hasPid === (cpu !== undefined)) {
+    bad(hasPid ? 'cpu' : 'pid', where === 'process'
+      ? `${name} runs in task context: name the task with "pid"`
+      : `${name} needs exactly one of "pid" (task context) or "cpu" (the interrupt open on that CPU)`)
+  }
+  if (!hasPid && where === 'process') bad('cpu', `${name} cannot run in interrupt context: name the task with "pid"`)
+  p.pid = hasPid ? parsePid(l, 'pid', pid) : undefined
+  p.cpu = hasPid ? undefined : parseCpu(l, 'cpu', cpu)
+  return 1
+}
 
 /**
  * Compiles an op's field list into a FieldReader that names each field in its code. A loop
  * over the list reads raw[key] and writes p[key] with a key that changes from field to
  * field and op to op: keyed accesses V8 cannot specialise, which made parsing cost more
  * than the map or unmap it parses. Spelled out, each read and write is a plain property
- * access, as in a hand-written parser. Keys and types come from OP_SPECS alone.
+ * access, as in a hand-written parser; `raw.pid` and `raw.cpu` are read here too, where
+ * they see only this op's shapes of object rather than every op's. Keys and types come
+ * from OP_SPECS alone.
  */
-function compileReader(name: OpName, fields: Field[]): FieldReader {
+function compileReader(name: OpName, where: Where, fields: Field[]): FieldReader {
   const lines = fields.map(({ key, type, optional }) => {
     if (!/^[a-zA-Z]+$/.test(key)) throw new Error(`field name ${key} is not an identifier`)
     const read = `v = raw.${key}\nif (v !== undefined) { p.${key} = parsers.${type}(l, '${key}', v); seen++ }`
     return optional ? `${read} else p.${key} = undefined` : `${read} else bad('${key}', 'required by ${name}')`
   })
+  if (where !== 'machine') lines.push(`seen += readContext(l, '${name}', '${where}', raw.pid, raw.cpu, p)`)
   const body = `return function read_${name}(l, raw, p) {\nlet v, seen = 0\n${lines.join('\n')}\nreturn seen\n}`
-  return new Function('parsers', 'bad', body)(FIELD_PARSERS, bad) as FieldReader
+  return new Function('parsers', 'bad', 'readContext', body)(FIELD_PARSERS, bad, readContext) as FieldReader
 }
 
 /** What parsing needs to know of an op, computed once rather than per call: its reader and every key it accepts. */
@@ -209,7 +230,7 @@ export const SYNTAX = Object.fromEntries(
   Object.entries(OP_SPECS).map(([name, spec]: [string, OpSpec]) => {
     const fields = Object.entries(spec.fields).map(([key, f]) => ({ key: key as FieldName, type: f.type, optional: f.optional === true }))
     const allowed = new Set(['op', ...fields.map((f) => f.key), ...(spec.where === 'machine' ? [] : ['pid', 'cpu'])])
-    const syntax: Syntax = { name: name as OpName, where: spec.where, read: compileReader(name as OpName, fields), allowed, parsed: new ParsedOp() }
+    const syntax: Syntax = { name: name as OpName, where: spec.where, read: compileReader(name as OpName, spec.where, fields), allowed, parsed: new ParsedOp() }
     return [name, syntax]
   }),
 ) as Record<OpName, Syntax>
@@ -227,20 +248,7 @@ export function lookupOp<E>(table: ReadonlyMap<string, E>, input: unknown): E {
 export function parseOp(l: Layout, syntax: Syntax, raw: Record<string, unknown>): ParsedOp {
   const name = syntax.name
   const p = syntax.parsed
-  let seen = 1 + syntax.read(l, raw, p) // "op" and the op's own fields
-  if (syntax.where !== 'machine') {
-    const hasPid = raw.pid !== undefined
-    const hasCpu = raw.cpu !== undefined
-    if (hasPid === hasCpu) {
-      bad(hasPid ? 'cpu' : 'pid', syntax.where === 'process'
-        ? `${name} runs in task context: name the task with "pid"`
-        : `${name} needs exactly one of "pid" (task context) or "cpu" (the interrupt open on that CPU)`)
-    }
-    if (hasCpu && syntax.where === 'process') bad('cpu', `${name} cannot run in interrupt context: name the task with "pid"`)
-    p.pid = hasPid ? parsePid(l, 'pid', raw.pid) : undefined
-    p.cpu = hasPid ? undefined : parseCpu(l, 'cpu', raw.cpu)
-    seen++
-  }
+  const seen = 1 + syntax.read(l, raw, p) // "op" and the op's fields
   // Look for an unknown key only when the count says there is one.
   let keys = 0
   for (const _ in raw) keys++
