@@ -43,6 +43,22 @@ function shortHex(s: string): number {
 }
 
 /**
+ * The string shortHex parsed last, and its value. An unmap names the address its map
+ * returned, so the same few strings come back op after op; comparing with the last one
+ * costs less than parsing it again.
+ */
+let lastHex = ''
+let lastHexValue = -1
+
+function shortHexMemo(s: string): number {
+  if (s !== lastHex) {
+    lastHexValue = shortHex(s)
+    lastHex = s
+  }
+  return lastHexValue
+}
+
+/**
  * Parses an address given as a hex string (or a non-negative safe integer) that must be
  * below 2^bits. Throws `make(field, rule)` otherwise.
  */
@@ -59,7 +75,7 @@ export function parseAddr(
     if (big >= 1n << BigInt(bits)) throw new make(field, `must be below 2^${bits} on this architecture`)
     return { vpn: Number(big >> 12n), off: Number(big & 0xfffn) }
   }
-  const n = typeof value === 'string' ? shortHex(value) : typeof value === 'number' && Number.isSafeInteger(value) ? value : -1
+  const n = typeof value === 'string' ? shortHexMemo(value) : typeof value === 'number' && Number.isSafeInteger(value) ? value : -1
   if (n < 0) throw new make(field, 'must be an address: a hex string such as "0xfff9b000"')
   if (bits === 32 && n > 0xffffffff) throw new make(field, 'must be below 2^32 on this architecture')
   // Division, not %: fmod on a double above 2^31 is many times slower, and this is per unmap.
