@@ -22,6 +22,18 @@ try {
   process.exit(1)
 }
 port.postMessage({ kind: 'ready' } satisfies FromThread)
+// Checkpoints move committed pages from the WAL into the database file. SQLite's own runs
+// inside the COMMIT that crosses its threshold (1,000 pages), so every request of that group
+// waits for it: 10-20 % of the time of a stream of 1,000-op batches. Here one runs after the
+// group's outcome is posted, while the main thread replies and takes the next requests; the
+// automatic one stays as a backstop at a size this one never lets the WAL reach.
+const CHECKPOINT_ROWS = 4000
+repo.db.pragma('wal_autocheckpoint = 10000')
+const checkpoint = repo.db.prepare('PRAGMA wal_checkpoint(PASSIVE)')
+/** Rows (ops and events) committed since the last checkpoint. */
+let rowsSinceCheckpoint = 0
+/** Rows written into the open transaction. */
+let rowsInTransaction = 0
 const begin = repo.db.prepare('BEGIN')
 const commit = repo.db.prepare('COMMIT')
 const rollback = repo.db.prepare('ROLLBACK')
@@ -36,11 +48,28 @@ function failure(err: unknown): FromThread {
 /** Writes a packed group into the open transaction, opening it first. */
 function write(msg: { group: Parameters<typeof unpack>[0] }): void {
   if (!repo.db.inTransaction) begin.run()
-  for (const ws of unpack(msg.group)) repo.write(ws)
+  for (const ws of unpack(msg.group)) {
+    repo.write(ws)
+    rowsInTransaction += ws.ops.length + ws.events.length
+  }
 }
 
 function abandon(): void {
+  rowsInTransaction = 0
   if (repo.db.inTransaction) rollback.run()
+}
+
+/** After a commit's outcome is posted: checkpoint once enough has piled up in the WAL. */
+function afterCommit(): void {
+  rowsSinceCheckpoint += rowsInTransaction
+  rowsInTransaction = 0
+  if (rowsSinceCheckpoint < CHECKPOINT_ROWS) return
+  rowsSinceCheckpoint = 0
+  try {
+    checkpoint.run()
+  } catch {
+    // A failed checkpoint loses nothing (the pages stay in the WAL); the next one retries.
+  }
 }
 
 port.on('message', (msg: ToThread) => {
@@ -82,4 +111,5 @@ port.on('message', (msg: ToThread) => {
     abandon()
   }
   port.postMessage(reply)
+  if (reply.kind === 'committed') afterCommit()
 })

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { statSync } from 'node:fs'
 import { expectGroupRejected, fakeMachine, tempRepo } from './fixtures/store.js'
 import { pack, ThreadWriter, unpack } from '../../src/store/thread-writer.js'
 import { StorageError, type CommitStats } from '../../src/store/writer.js'
@@ -98,4 +99,17 @@ t.test('past the quota (maxBytes on the thread\'s connection) a commit fails wit
   t.equal(repo.queryEvents('m_a', { after: 0, limit: 100 }).length, 20, 'what was committed before is still read')
   await w.commit(fakeMachine('m_c', 'x', 10))
   t.ok(repo.getMachine('m_c'), 'a write that fits commits after the rollback')
+})
+
+t.test('the thread checkpoints the WAL after posting a large commit, not inside it', async (t) => {
+  const { file } = tempRepo()
+  const w = new ThreadWriter({ file, durability: 'normal' })
+  t.teardown(() => w.close())
+  await w.ready
+  const before = statSync(file).size
+  // 1,500 ops and 3,000 events: past the thread's 4,000-row mark, far below SQLite's own
+  // checkpoint threshold (set to 10,000 pages), so only the thread's checkpoint moves them.
+  await w.commit(fakeMachine('m_a', 'x', 1500))
+  await w.commit(fakeMachine('m_b', 'x', 1)) // runs after the checkpoint, on the same thread
+  t.ok(statSync(file).size > before + 200_000, `the database file took the WAL's pages (${before} -> ${statSync(file).size} bytes)`)
 })
