@@ -120,6 +120,11 @@ export class Hub {
     return () => sub.close()
   }
 
+  /** Whether anyone subscribes to the machine (publishing costs nothing to gather otherwise). */
+  watching(machineId: string): boolean {
+    return this.byMachine.has(machineId)
+  }
+
   /** Called by the service only after the events are committed. */
   publish(machineId: string, events: readonly SimEvent[]): void {
     const set = this.byMachine.get(machineId)

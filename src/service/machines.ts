@@ -41,6 +41,12 @@ export interface OpsOutcome {
   skipped: number
 }
 
+/** Turns an outcome into its reply text; given to `apply`, it runs during the commit. */
+export type Render = (outcome: OpsOutcome) => string
+
+/** An outcome, with its reply text when `apply` was given a Render and ran the ops itself. */
+export type Rendered = OpsOutcome & { replayed?: boolean; rendered?: string }
+
 interface Session {
   id: string
   owner: string
@@ -193,12 +199,12 @@ export class MachineService {
    * what ran and then publishes it. With an idempotency key, a retry of the same request
    * gets the first reply instead of running again.
    */
-  async apply(owner: string, id: string, ops: readonly unknown[], idem?: IdempotencyRequest): Promise<OpsOutcome & { replayed?: boolean }> {
-    if (!idem) return this.applyNow(owner, id, ops)
-    return this.idempotency.run(owner, id, idem, () => this.applyNow(owner, id, ops, idem))
+  async apply(owner: string, id: string, ops: readonly unknown[], idem?: IdempotencyRequest, render?: Render): Promise<Rendered> {
+    if (!idem) return this.applyNow(owner, id, ops, undefined, render)
+    return this.idempotency.run(owner, id, idem, () => this.applyNow(owner, id, ops, idem, render))
   }
 
-  private async applyNow(owner: string, id: string, ops: readonly unknown[], idem?: IdempotencyRequest): Promise<OpsOutcome> {
+  private async applyNow(owner: string, id: string, ops: readonly unknown[], idem?: IdempotencyRequest, render?: Render): Promise<Rendered> {
     const s = await this.session(owner, id)
     const results: Applied[] = []
     const part = (): WriteSet => ({ machineId: id, ops: [], events: [], head: { opCount: s.opCount, seq: s.seq, status: s.status } })
@@ -242,9 +248,12 @@ export class MachineService {
     }
     if (idem) ws.idempotency = { owner, key: idem.key, requestHash: idem.hash, reply: JSON.stringify(outcome) }
     this.counters.opsApplied += results.length
-    await this.commit(s, ws)
-    this.hub.publish(id, results.flatMap((r) => r.events))
-    return outcome
+    const done = this.commit(s, ws)
+    // Rendered while the writer thread commits: a batch's reply is ~420 KB of JSON.
+    const rendered = render?.(outcome)
+    await done
+    if (this.hub.watching(id)) this.hub.publish(id, results.flatMap((r) => r.events))
+    return rendered === undefined ? outcome : { ...outcome, rendered }
   }
 
   /** Commits a write set for a live machine; on failure the machine is dropped from memory,

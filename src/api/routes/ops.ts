@@ -2,7 +2,7 @@
 // request's error); a batch always answers 200 and says where it stopped.
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { requestHash, type IdempotencyRequest } from '../../service/idempotency.js'
-import type { OpsOutcome } from '../../service/machines.js'
+import type { OpsOutcome, Rendered } from '../../service/machines.js'
 import { eventJson, type Applied, type Refusal } from '../../service/model.js'
 import { HttpError } from '../errors.js'
 import type { Handlers, MachineParams, RouteContext } from './types.js'
@@ -29,17 +29,17 @@ export function singleBody(outcome: OpsOutcome): unknown {
 }
 
 /** A batch's reply: what ran, and the refusal with its field named by the op's index. */
-export function batchBody(outcome: OpsOutcome & { replayed?: boolean }): unknown {
-  const { replayed: _, refused, ...rest } = outcome
+export function batchBody(outcome: OpsOutcome): unknown {
+  const { seq, results, skipped, refused } = outcome
   const field = refused?.field === undefined ? undefined : `ops[${refused.index}].${refused.field}`
-  return { ...rest, refused: refused && { ...refused, ...(field ? { field } : {}) } }
+  return { seq, results, skipped, refused: refused && { ...refused, ...(field ? { field } : {}) } }
 }
 
 /**
  * JSON.stringify(batchBody(outcome)), with each event's text taken from the copy made for the
  * store instead of serialising it again: a batch of 1,000 ops carries some 3,500 events.
  */
-export function batchJson(outcome: OpsOutcome & { replayed?: boolean }): string {
+export function batchJson(outcome: OpsOutcome): string {
   const { seq, results, skipped, refused } = batchBody(outcome) as OpsOutcome
   const parts = results.map((r) => `{"result":${JSON.stringify(r.result)},"events":${eventsJson(r.events)}}`)
   return `{"seq":${seq},"results":[${parts.join(',')}],"skipped":${skipped},"refused":${JSON.stringify(refused)}}`
@@ -59,9 +59,9 @@ function sendJson(reply: FastifyReply, text: string): FastifyReply {
   return reply.type('application/json; charset=utf-8').send(text)
 }
 
-function single(outcome: OpsOutcome & { replayed?: boolean }, reply: FastifyReply): FastifyReply {
+function single(outcome: Rendered, reply: FastifyReply): FastifyReply {
   markReplay(reply, outcome)
-  return sendJson(reply, singleJson(outcome))
+  return sendJson(reply, outcome.rendered ?? singleJson(outcome))
 }
 
 export function opHandlers({ service, maxBatch }: RouteContext): Handlers {
@@ -69,18 +69,18 @@ export function opHandlers({ service, maxBatch }: RouteContext): Handlers {
     applyOps: async (req, reply) => {
       const { id } = req.params as MachineParams
       const body = req.body as { ops?: unknown[] }
-      if (!body.ops) return single(await service.apply(req.principal, id, [body], idempotency(req, 'applyOps')), reply)
+      if (!body.ops) return single(await service.apply(req.principal, id, [body], idempotency(req, 'applyOps'), singleJson), reply)
       if (body.ops.length > maxBatch) {
         throw new HttpError(413, 'batch_too_large', `a batch holds at most ${maxBatch} ops; this one has ${body.ops.length}`, 'ops')
       }
-      const outcome = await service.apply(req.principal, id, body.ops, idempotency(req, 'applyOps'))
+      const outcome = await service.apply(req.principal, id, body.ops, idempotency(req, 'applyOps'), batchJson)
       markReplay(reply, outcome)
-      return sendJson(reply, batchJson(outcome))
+      return sendJson(reply, outcome.rendered ?? batchJson(outcome))
     },
     spawnTask: async (req, reply) => {
       const { id } = req.params as MachineParams
       const op = { op: 'spawn', ...(req.body as object) }
-      const outcome = await service.apply(req.principal, id, [op], idempotency(req, 'spawnTask'))
+      const outcome = await service.apply(req.principal, id, [op], idempotency(req, 'spawnTask'), singleJson)
       return single(outcome, reply.code(201))
     },
   }
