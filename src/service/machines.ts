@@ -8,7 +8,7 @@ import type { Checkpoint, EventQuery, EventRow, MachineRow, OpRow, Repo, WriteSe
 import { StorageError, type Writer } from '../store/writer.js'
 import { notFound, ServiceError } from './errors.js'
 import type { Hub, Listener, Unsubscribe } from './hub.js'
-import { applyOp, eventJson, isRefusal, newMachine, snapshot, stateHash, type Applied, type Machine, type Refusal, type SimEvent } from './model.js'
+import { applyOp, eventJson, isRefusal, newMachine, snapshotMachine, stateHash, type Applied, type Machine, type Refusal, type SimEvent } from './model.js'
 import { fromCheckpoint, replay, ReplayMismatch, type Replayed } from './replay.js'
 import { IdempotencyGuard, type IdempotencyRequest } from './idempotency.js'
 
@@ -87,7 +87,7 @@ function info(row: MachineRow): MachineInfo {
 }
 
 function checkpoint(machine: Machine, opN: number, seq: number): Checkpoint {
-  return { opN, seq, hash: stateHash(machine), snapshot: snapshot(machine) }
+  return { opN, seq, hash: stateHash(machine), snapshot: snapshotMachine(machine) }
 }
 
 function eventRow(e: SimEvent): EventRow {

@@ -1,7 +1,7 @@
 // The slice of the kernel model (src/sim) the service uses, and the one place that turns the
 // model's exceptions into the service's vocabulary.
 import { createHash } from 'node:crypto'
-import { createMachine, InvalidOpError, OpError, restoreMachine, snapshotMachine, ValidationError } from '../sim/index.js'
+import { createMachine, InvalidOpError, OpError, ValidationError } from '../sim/index.js'
 import { ServiceError } from './errors.js'
 
 export type Machine = ReturnType<typeof createMachine>
@@ -76,12 +76,5 @@ export function stateHash(machine: Machine): string {
   return createHash('sha256').update(JSON.stringify(machine.state())).digest('hex')
 }
 
-/** The whole model as text (src/sim/snapshot.ts), stored with some checkpoints. */
-export function snapshot(machine: Machine): string {
-  return snapshotMachine(machine)
-}
-
-/** A machine back from a stored snapshot; a snapshot this build cannot read throws. */
-export function fromSnapshot(text: string): Machine {
-  return restoreMachine(text)
-}
+/** The whole model as text and back (src/sim/snapshot.ts): what a checkpoint stores. */
+export { restoreMachine, snapshotMachine } from '../sim/index.js'

@@ -2,7 +2,7 @@
 // the same ops give the same events and state, so any difference from what was stored means
 // the log, the model or the database has changed under us.
 import type { Checkpoint, OpRow, Snapshot } from '../store/repo.js'
-import { applyOp, fromSnapshot, isRefusal, newMachine, stateHash, type Machine, type SimEvent } from './model.js'
+import { applyOp, isRefusal, newMachine, restoreMachine, stateHash, type Machine, type SimEvent } from './model.js'
 
 export class ReplayMismatch extends Error {
   override name = 'ReplayMismatch'
@@ -14,9 +14,16 @@ export interface Replayed {
   seq: number
 }
 
+/** A machine as it was after op `opN` (seq `seq`), to replay the later ops on. */
+export interface Start {
+  machine: Machine
+  opN: number
+  seq: number
+}
+
 export interface ReplayOptions {
   /** Start from this machine (see fromCheckpoint) instead of a new one: `ops` are the later ones. */
-  from?: { machine: Machine; opN: number; seq: number }
+  from?: Start
   /** Hashes to verify after the named ops. */
   checkpoints?: readonly Checkpoint[]
   /** Sees every op with its events as it is replayed (a branch copies them). */
@@ -50,10 +57,10 @@ export function replay(config: unknown, ops: Iterable<OpRow>, opts: ReplayOption
  * A stored snapshot's machine, which must hash like the state it was taken from. Restore it
  * before opening the op log's iterator: a throw here must not leave a query open.
  */
-export function fromCheckpoint(s: Snapshot): { machine: Machine; opN: number; seq: number } {
+export function fromCheckpoint(s: Snapshot): Start {
   let machine: Machine
   try {
-    machine = fromSnapshot(s.snapshot)
+    machine = restoreMachine(s.snapshot)
   } catch (err) {
     throw new ReplayMismatch(`the snapshot after op ${s.opN} cannot be read: ${(err as Error).message}`)
   }

@@ -48,12 +48,8 @@ export interface Checkpoint {
   snapshot?: string
 }
 
-export interface Snapshot {
-  opN: number
-  seq: number
-  hash: string
-  snapshot: string
-}
+/** A checkpoint that carries its snapshot. */
+export type Snapshot = Required<Checkpoint>
 
 /** Everything one commit writes for one machine. */
 export interface WriteSet {
