@@ -12,7 +12,7 @@ import { MachineService } from './service/machines.js'
 import { openDb, type Db } from './store/db.js'
 import { Repo } from './store/repo.js'
 import { ThreadWriter } from './store/thread-writer.js'
-import { GroupWriter, type CommitStats, type Writer } from './store/writer.js'
+import { GroupWriter, type Writer, type WriterEvents } from './store/writer.js'
 
 export interface Lab {
   app: FastifyInstance
@@ -33,7 +33,10 @@ export async function createLab(settings: Settings, logger: Logger = createLogge
   const repo = new Repo(db)
   const hub = new Hub()
   let metrics: Metrics | undefined
-  const onCommit = (stats: CommitStats): void => metrics?.observeCommit(stats)
+  const report: WriterEvents = {
+    onCommit: (stats) => metrics?.observeCommit(stats),
+    onEventsStored: (n) => metrics?.observeEventsStored(n),
+  }
   // With `full`, each commit waits for an fsync: a writer thread takes that off the event loop.
   // With `normal` a commit is a few page-cache writes, cheaper here than a hand-off.
   const writer: Writer =
@@ -42,7 +45,7 @@ export async function createLab(settings: Settings, logger: Logger = createLogge
           file: settings.dbFile,
           durability: settings.durability,
           maxBytes: settings.dbMaxBytes,
-          onCommit,
+          ...report,
           onFatal: (err) => {
             // Its connection may still hold the write lock, and the outcome of the transaction
             // it was running is unknown: stop, and let a restart recover the store.
@@ -51,10 +54,12 @@ export async function createLab(settings: Settings, logger: Logger = createLogge
             process.exit(70)
           },
         })
-      : new GroupWriter(repo, onCommit)
+      : new GroupWriter(repo, report)
   // The thread opens its connection at start-up, not on the first request.
   if (writer instanceof ThreadWriter) await writer.ready
   const service = new MachineService(repo, writer, hub, settings.limits, logger)
+  const recovered = service.recoverEvents()
+  if (recovered > 0) logger.warn({ machines: recovered }, 'trace events lost in an unclean stop were derived again from the op log')
   metrics = new Metrics({
     opsApplied: () => service.counters.opsApplied,
     liveMachines: () => service.liveCount,

@@ -31,10 +31,13 @@ export class Metrics {
   observeCommit(stats: CommitStats): void {
     this.commitCount++
     this.commitSum += stats.seconds
-    this.eventsStored += stats.events
     COMMIT_BUCKETS.forEach((le, i) => {
       if (stats.seconds <= le) this.commitBuckets[i]!++
     })
+  }
+
+  observeEventsStored(n: number): void {
+    this.eventsStored += n
   }
 
   render(): string {
@@ -46,7 +49,7 @@ export class Metrics {
     for (const [labels, n] of this.requests) lines.push(`kmaplab_http_requests_total{${labels}} ${n}`)
     family('kmaplab_ops_applied_total', 'counter', 'Ops applied to machines (committed or about to be).')
     lines.push(`kmaplab_ops_applied_total ${this.gauges.opsApplied()}`)
-    family('kmaplab_events_stored_total', 'counter', 'Trace events committed to the store.')
+    family('kmaplab_events_stored_total', 'counter', 'Trace events written to the store\'s events table.')
     lines.push(`kmaplab_events_stored_total ${this.eventsStored}`)
     family('kmaplab_commit_seconds', 'histogram', 'Duration of one group-commit transaction.')
     COMMIT_BUCKETS.forEach((le, i) => lines.push(`kmaplab_commit_seconds_bucket{le="${le}"} ${this.commitBuckets[i]}`))

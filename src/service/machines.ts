@@ -96,6 +96,8 @@ function eventRow(e: SimEvent): EventRow {
 
 export class MachineService {
   private readonly live = new Map<string, Session>()
+  /** Machines being deleted: they take no more ops. */
+  private readonly deleting = new Set<string>()
   /** Creations not yet committed, per owner, so concurrent creates cannot overshoot the limit. */
   private readonly creating = new Map<string, number>()
   private readonly idempotency: IdempotencyGuard<OpsOutcome>
@@ -164,11 +166,29 @@ export class MachineService {
 
   async delete(owner: string, id: string): Promise<void> {
     this.row(owner, id)
-    // Let any queued write for it land first, so the delete is the last word.
-    await this.live.get(id)?.committed.catch(() => {})
-    this.live.delete(id)
-    this.hub.closeMachine(id)
-    this.guardStorage(() => this.repo.deleteMachine(id))
+    // From here the machine takes no new ops (session() refuses it). Its writes already under
+    // way land first, and their events are stored, so that the delete is the last word.
+    this.deleting.add(id)
+    try {
+      for (;;) {
+        const s = this.live.get(id)
+        if (s && s.pending > 0) {
+          await s.committed.catch(() => {})
+          continue
+        }
+        try {
+          await this.writer.flushEvents()
+        } catch (err) {
+          throw this.storageFailure(err)
+        }
+        if (!this.live.get(id)?.pending) break
+      }
+      this.live.delete(id)
+      this.hub.closeMachine(id)
+      this.guardStorage(() => this.repo.deleteMachine(id))
+    } finally {
+      this.deleting.delete(id)
+    }
   }
 
   /** The contract's state document: current, or rebuilt by replay as of `at`. */
@@ -179,9 +199,27 @@ export class MachineService {
     return this.rebuild(row, at).machine.state()
   }
 
-  events(owner: string, id: string, q: EventQuery): string[] {
+  /** A page of the machine's stored trace, with every event of an acknowledged op in it. */
+  async events(owner: string, id: string, q: EventQuery): Promise<string[]> {
+    return (await this.trace(owner, id, q)).rows
+  }
+
+  /**
+   * A page of the trace, read after the events of every acknowledged op are stored, with the
+   * machine's row and the seq of its last stored event read in the same transaction. The row
+   * may be ahead of the stored events (ops committed since), never behind them.
+   */
+  async trace(owner: string, id: string, q: EventQuery): Promise<{ rows: string[]; storedSeq: number; machine: MachineInfo }> {
     this.row(owner, id)
-    return this.repo.queryEvents(id, q)
+    try {
+      await this.writer.flushEvents()
+    } catch (err) {
+      throw this.storageFailure(err)
+    }
+    const { rows, storedSeq, machine } = this.guardStorage(() => this.repo.readTrace(id, q))
+    // Deleted while the events were being stored.
+    if (!machine) throw notFound(`machine ${id}`)
+    return { rows, storedSeq, machine: info(machine) }
   }
 
   /**
@@ -306,6 +344,39 @@ export class MachineService {
     return info(row)
   }
 
+  /**
+   * At start-up, before serving: events are stored after their ops (see Writer.flushEvents),
+   * so a crash can leave a machine's trace short of its op log. The missing events are
+   * derived again by replay, from the machine as of its last stored event, and stored.
+   * Returns how many machines were completed.
+   */
+  recoverEvents(): number {
+    let completed = 0
+    for (const lag of this.guardStorage(() => this.repo.eventLag())) {
+      const row = this.repo.getMachine(lag.id)
+      if (!row || row.diverged) continue
+      try {
+        const start = this.rebuild(row, lag.stored)
+        const events: EventRow[] = []
+        const end = replay(row.config, this.repo.opsBetween(row.id, start.opCount), {
+          from: { machine: start.machine, opN: start.opCount, seq: start.seq },
+          checkpoints: this.repo.checkpoints(row.id, start.opCount),
+          onOp: (_, evs) => {
+            for (const e of evs) events.push(eventRow(e))
+          },
+        })
+        if (end.seq !== row.seq) throw new ReplayMismatch(`replay reached seq ${end.seq}, the machine row says seq ${row.seq}`)
+        this.guardStorage(() => this.repo.replaceEventsAfter(row.id, start.seq, events))
+        completed++
+      } catch (err) {
+        // A machine that does not replay is marked diverged and not served; the others go on.
+        if (err instanceof ReplayMismatch) this.diverged(row.id, err)
+        else if (!(err instanceof ServiceError && err.code === 'machine_diverged')) throw err
+      }
+    }
+    return completed
+  }
+
   /** The machine's row, or 404 when it does not exist or belongs to someone else. */
   private row(owner: string, id: string): MachineRow {
     const row = this.guardStorage(() => this.repo.getMachine(id))
@@ -315,10 +386,11 @@ export class MachineService {
 
   private async session(owner: string, id: string): Promise<Session> {
     let s = this.live.get(id)
-    if (s && s.owner !== owner) throw notFound(`machine ${id}`)
+    if ((s && s.owner !== owner) || this.deleting.has(id)) throw notFound(`machine ${id}`)
     if (s) {
       // Reads must not see ops whose commit is still pending (a crash could take them back).
       await s.committed.catch(() => {})
+      if (this.deleting.has(id)) throw notFound(`machine ${id}`)
       if (this.live.get(id) === s) {
         this.remember(s)
         return s

@@ -44,7 +44,8 @@ export function openDb(file: string, opts: OpenOptions = {}): Db {
   return db
 }
 
-function limitSize(db: Db, maxBytes: number): void {
+/** Caps the file at `maxBytes` for writes on this connection (PRAGMA max_page_count). */
+export function limitSize(db: Db, maxBytes: number): void {
   if (!Number.isSafeInteger(maxBytes) || maxBytes <= 0) throw new RangeError(`maxBytes: expected a positive integer, got ${maxBytes}`)
   const pageSize = db.pragma('page_size', { simple: true }) as number
   // At least 1: SQLite reads max_page_count = 0 as a query, which would leave the file uncapped.

@@ -131,6 +131,11 @@ export class Repo {
       markDiverged: db.prepare('UPDATE machines SET diverged = ? WHERE id = ?'),
       deleteFrom: ['events', 'ops', 'checkpoints'].map((t) => db.prepare(`DELETE FROM ${t} WHERE mkey = ?`)),
       deleteIdempotency: db.prepare('DELETE FROM idempotency WHERE machine_id = ?'),
+      storedSeq: db.prepare('SELECT coalesce(max(seq), 0) FROM events WHERE mkey = ?').pluck(),
+      deleteEventsAfter: db.prepare('DELETE FROM events WHERE mkey = ? AND seq > ?'),
+      // One index probe per machine (max over events_by_seq), not a scan of the trace.
+      eventLag: db.prepare(`SELECT id, seq, stored FROM (SELECT id, seq,
+        coalesce((SELECT max(e.seq) FROM events e WHERE e.mkey = machines.key), 0) AS stored FROM machines) WHERE seq > stored`),
       deleteMachine: db.prepare('DELETE FROM machines WHERE key = ?'),
     }
   }
@@ -151,8 +156,18 @@ export class Repo {
     return key
   }
 
-  /** Writes one machine's share of a commit; the caller supplies the transaction. */
+  /** Writes one machine's share of a commit, events included; the caller supplies the transaction. */
   write(w: WriteSet): void {
+    this.writeLog(w)
+    this.writeEvents(w)
+  }
+
+  /**
+   * The source of truth of a write set: the machine, its ops, its head, checkpoint and
+   * idempotency record, without the events (which the ops determine). The caller supplies
+   * the transaction.
+   */
+  writeLog(w: WriteSet): void {
     const s = this.s
     if (w.newMachine) {
       const m = w.newMachine
@@ -161,7 +176,6 @@ export class Repo {
     }
     const key = this.requireKey(w.machineId)
     for (const o of w.ops) s.insertOp.run(key, o.n, o.op, o.seqEnd)
-    for (const e of w.events) s.insertEvent.run(key, e.seq, e.type, e.cpu, e.pid, e.body)
     s.updateHead.run(w.head.opCount, w.head.seq, w.head.status, key)
     const c = w.checkpoint
     if (c) s.insertCheckpoint.run(key, c.opN, c.seq, c.hash, c.snapshot ?? null)
@@ -169,6 +183,14 @@ export class Repo {
       const i = w.idempotency
       s.insertIdempotency.run(i.owner, i.key, w.machineId, i.requestHash, i.reply, new Date().toISOString())
     }
+  }
+
+  /** The events of a write set whose log is already written (now or in an earlier transaction). */
+  writeEvents(w: Pick<WriteSet, 'machineId' | 'events'>): void {
+    if (w.events.length === 0) return
+    const key = this.requireKey(w.machineId)
+    const insert = this.s.insertEvent
+    for (const e of w.events) insert.run(key, e.seq, e.type, e.cpu, e.pid, e.body)
   }
 
   getMachine(id: string): MachineRow | undefined {
@@ -224,6 +246,33 @@ export class Repo {
       this.s.deleteIdempotency.run(machineId)
     })()
     this.keys.delete(machineId)
+  }
+
+  /** The seq of the machine's last stored event (0 without any). */
+  storedSeq(machineId: string): number {
+    const key = this.keyOf(machineId)
+    return key === undefined ? 0 : (this.s.storedSeq.get(key) as number)
+  }
+
+  /** Machines whose op log has run ahead of their stored events (events are stored after their ops). */
+  eventLag(): { id: string; seq: number; stored: number }[] {
+    return this.s.eventLag.all() as { id: string; seq: number; stored: number }[]
+  }
+
+  /** Replaces the machine's events after `seq` by `events`, in one transaction. */
+  replaceEventsAfter(machineId: string, seq: number, events: EventRow[]): void {
+    this.db.transaction(() => {
+      this.s.deleteEventsAfter.run(this.requireKey(machineId), seq)
+      this.writeEvents({ machineId, events })
+    })()
+  }
+
+  /**
+   * A page of events, the seq of the machine's last stored event and the machine's row, read
+   * in one transaction: a page shorter than asked covers every event up to that seq.
+   */
+  readTrace(machineId: string, q: EventQuery): { rows: string[]; storedSeq: number; machine: MachineRow | undefined } {
+    return this.db.transaction(() => ({ rows: this.queryEvents(machineId, q), storedSeq: this.storedSeq(machineId), machine: this.getMachine(machineId) }))()
   }
 
   /** One page of stored events as their JSON text, in seq order. */

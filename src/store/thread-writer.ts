@@ -14,7 +14,7 @@
 import { Worker } from 'node:worker_threads'
 import type { Durability } from './db.js'
 import type { EventRow, OpRow, WriteSet } from './repo.js'
-import { sizes, StorageError, type CommitStats, type Pending, type Writer } from './writer.js'
+import { sizes, StorageError, type Pending, type Writer, type WriterEvents } from './writer.js'
 
 /**
  * A group as it crosses to the thread: one string and one array of numbers for all its write
@@ -92,16 +92,38 @@ export function unpack(g: PackedGroup): WriteSet[] {
   return sets
 }
 
-/** main -> thread: `stage` writes into the open transaction (opening it), `discard` rolls it back, `commit` ends it. */
+/** The writer thread stores waiting events with the next commit once there are this many... */
+export const STORE_EVENTS_ROWS = 4000
+/** ...or on their own once no commit has come for this long. */
+export const STORE_EVENTS_IDLE_MS = 20
+/**
+ * With a quota, a commit of the op log must leave this much room for the events that wait
+ * (fewer than STORE_EVENTS_ROWS, ~190 bytes each with their index entries), so that a trace
+ * can still be completed, and read, once writes are refused. A quarter of a small quota.
+ */
+export function eventsReserve(maxBytes: number): number {
+  return Math.min(2 * 1024 * 1024, Math.floor(maxBytes / 4))
+}
+
+/**
+ * main -> thread: `stage` writes into the open transaction (opening it), `discard` rolls it
+ * back, `commit` ends it; `flush` asks for the waiting events to be stored.
+ */
 export type ToThread =
   | { kind: 'stage'; group: PackedGroup }
   | { kind: 'discard' }
   | { kind: 'commit'; group: PackedGroup }
+  | { kind: 'flush' }
   | { kind: 'close' }
-/** thread -> main */
+/**
+ * thread -> main. `stored` and `through` count groups: that many of the committed groups
+ * have all their events in the events table. `events` is how many were written just now.
+ */
 export type FromThread =
-  | { kind: 'committed'; seconds: number }
+  | { kind: 'committed'; seconds: number; stored: number; events: number }
   | { kind: 'failed'; code: string | undefined; message: string }
+  | { kind: 'stored'; through: number; events: number }
+  | { kind: 'storeFailed'; code: string | undefined; message: string }
   | { kind: 'closed' }
   | { kind: 'ready' }
   | { kind: 'fatal'; message: string }
@@ -115,8 +137,7 @@ export interface ThreadStore {
   maxBytes?: number
 }
 
-export interface ThreadWriterOptions extends ThreadStore {
-  onCommit?: (stats: CommitStats) => void
+export interface ThreadWriterOptions extends ThreadStore, WriterEvents {
   /**
    * The thread died or could not open the store. Its connection may still hold the write
    * lock and an in-flight transaction's outcome is unknown, so the store cannot be written
@@ -146,6 +167,10 @@ export class ThreadWriter implements Writer {
   private readonly worker: Worker
   private readonly exited: Promise<void>
   private drained: (() => void) | null = null
+  /** Groups committed, and how many of them the thread reports with all their events stored. */
+  private committedGroups = 0
+  private storedThrough = 0
+  private flushes: { through: number; resolve: () => void; reject: (err: unknown) => void }[] = []
   private markReady: () => void = () => {}
   /** Settles once the thread has opened the store, or rejects if it cannot: await it before serving. */
   readonly ready: Promise<void>
@@ -215,6 +240,20 @@ export class ThreadWriter implements Writer {
     this.worker.postMessage({ kind: 'discard' } satisfies ToThread)
   }
 
+  flushEvents(): Promise<void> {
+    if (this.broken) return Promise.reject(this.broken)
+    const through = this.committedGroups
+    if (this.storedThrough >= through) return Promise.resolve()
+    return new Promise((resolve, reject) => {
+      // One request covers every waiter: the thread answers once it has stored them all.
+      if (this.flushes.length === 0) {
+        this.worker.ref()
+        this.worker.postMessage({ kind: 'flush' } satisfies ToThread)
+      }
+      this.flushes.push({ through, resolve, reject })
+    })
+  }
+
   async close(): Promise<void> {
     if (!this.closing) {
       this.closing = true
@@ -247,17 +286,31 @@ export class ThreadWriter implements Writer {
     if (msg.kind === 'closed') return
     if (msg.kind === 'ready') return this.markReady()
     if (msg.kind === 'fatal') return this.fail(new Error(msg.message))
+    if (msg.kind === 'stored') {
+      if (msg.events > 0) this.opts.onEventsStored?.(msg.events)
+      return this.eventsStoredThrough(msg.through, true)
+    }
+    if (msg.kind === 'storeFailed') {
+      const failure = new StorageError(Object.assign(new Error(msg.message), { code: msg.code }))
+      const waiting = this.flushes
+      this.flushes = []
+      for (const f of waiting) f.reject(failure)
+      return this.unrefWhenIdle()
+    }
     const group = this.inFlight
     if (!group) return
     const staged = this.inFlightStaged
     this.inFlight = null
     this.inFlightStaged = []
     if (msg.kind === 'committed') {
+      this.committedGroups++
       this.opts.onCommit?.({
         seconds: msg.seconds,
         writeSets: group.length,
         ...sizes(staged, group),
       })
+      if (msg.events > 0) this.opts.onEventsStored?.(msg.events)
+      this.eventsStoredThrough(msg.stored, false)
       for (const p of group) p.resolve()
     } else {
       const failure = new StorageError(Object.assign(new Error(msg.message), { code: msg.code }))
@@ -265,10 +318,25 @@ export class ThreadWriter implements Writer {
     }
     // The next group is what queued up meanwhile: send it now, the disk is free.
     this.send()
-    if (!this.inFlight) {
-      this.worker.unref()
-      if (this.drained && this.queue.length === 0) this.drained()
-    }
+    if (!this.inFlight && this.drained && this.queue.length === 0) this.drained()
+    this.unrefWhenIdle()
+  }
+
+  /** `reported` is the thread's answer to a flush (or its own store): waiters it left behind ask again. */
+  private eventsStoredThrough(through: number, reported: boolean): void {
+    this.storedThrough = Math.max(this.storedThrough, through)
+    if (this.flushes.length === 0) return
+    const done = this.flushes.filter((f) => f.through <= this.storedThrough)
+    this.flushes = this.flushes.filter((f) => f.through > this.storedThrough)
+    for (const f of done) f.resolve()
+    // They wait for commits acknowledged after the thread answered.
+    if (reported && this.flushes.length > 0) this.worker.postMessage({ kind: 'flush' } satisfies ToThread)
+    this.unrefWhenIdle()
+  }
+
+  /** Keep the process alive while a transaction or a flush is out; an idle writer must not. */
+  private unrefWhenIdle(): void {
+    if (!this.inFlight && this.flushes.length === 0) this.worker.unref()
   }
 
   private readonly failReady: (err: Error) => void
@@ -277,9 +345,10 @@ export class ThreadWriter implements Writer {
     if (this.broken) return
     this.failReady(err)
     this.broken = new StorageError(err)
-    const lost = [...(this.inFlight ?? []), ...this.queue]
+    const lost = [...(this.inFlight ?? []), ...this.queue, ...this.flushes]
     this.inFlight = null
     this.queue = []
+    this.flushes = []
     for (const p of lost) p.reject(this.broken)
     this.drained?.()
     if (!this.closing) this.opts.onFatal?.(err)

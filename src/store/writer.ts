@@ -14,7 +14,15 @@ export interface CommitStats {
   seconds: number
   writeSets: number
   ops: number
+  /** Events the commit's write sets carried (stored with it, or soon after: see Writer.flushEvents). */
   events: number
+}
+
+/** What a writer reports as it works; metrics listen. */
+export interface WriterEvents {
+  onCommit?: (stats: CommitStats) => void
+  /** `n` events were written to the events table. */
+  onEventsStored?: (n: number) => void
 }
 
 /** What the service needs of a writer: group commit with a promise per write set. */
@@ -32,6 +40,13 @@ export interface Writer {
   stage(ws: WriteSet): void
   /** Drops what was staged since the last commit(), in the same synchronous run. */
   discardStaged(): void
+  /**
+   * The op log is the source of truth and a commit makes it durable; the events the ops
+   * determine may reach the events table a little later. This settles once the events of
+   * every commit settled so far are stored, so that a read of the trace sees them, or
+   * rejects with StorageError if they cannot be written.
+   */
+  flushEvents(): Promise<void>
   /** Write sets handed in and not yet settled. */
   readonly pending: number
   /** Commits whatever is queued, then stops (shutdown). */
@@ -62,7 +77,7 @@ export class GroupWriter implements Writer {
 
   constructor(
     private readonly repo: Repo,
-    private readonly onCommit: (stats: CommitStats) => void = () => {},
+    private readonly report: WriterEvents = {},
   ) {}
 
   get pending(): number {
@@ -90,6 +105,11 @@ export class GroupWriter implements Writer {
     this.staged = []
   }
 
+  /** Events are written in their commit's transaction here: nothing is ever behind. */
+  flushEvents(): Promise<void> {
+    return Promise.resolve()
+  }
+
   async close(): Promise<void> {
     this.flush()
   }
@@ -113,11 +133,9 @@ export class GroupWriter implements Writer {
       for (const p of group) p.reject(failure)
       return
     }
-    this.onCommit({
-      seconds: Number(process.hrtime.bigint() - started) / 1e9,
-      writeSets: group.length,
-      ...sizes(staged, group),
-    })
+    const stats = { seconds: Number(process.hrtime.bigint() - started) / 1e9, writeSets: group.length, ...sizes(staged, group) }
+    this.report.onCommit?.(stats)
+    this.report.onEventsStored?.(stats.events)
     for (const p of group) p.resolve()
   }
 }

@@ -113,6 +113,8 @@ t.test('operations routes: health, readiness, metrics, spec, docs', async (t) =>
   t.match(await json(lab, 'GET', '/readyz'), { status: 200, body: { status: 'ready' } })
   const id = (await json(lab, 'POST', '/v1/machines', config)).body.id as string
   await json(lab, 'POST', `/v1/machines/${id}/ops`, { op: 'spawn', name: 'A' })
+  // Events are stored after their op's commit; a read of the trace waits for them.
+  await json(lab, 'GET', `/v1/machines/${id}/events`)
   const metrics = await lab.app.inject({ url: '/metrics' })
   t.match(metrics.headers['content-type'], /^text\/plain; version=0.0.4/)
   for (const line of [

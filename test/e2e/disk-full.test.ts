@@ -13,7 +13,8 @@ import { checkMachine, Ledger, restWorker, socketWorker, TASKS, type MachineConf
 const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 t.test('disk full under load: 503, nothing acknowledged lost, recovery when space returns', async (t) => {
-  const lab = await listeningLab()
+  // Committing on the lab's own connection, the one whose max_page_count this test changes.
+  const lab = await listeningLab({ KMAPLAB_DURABILITY: 'normal' })
   let closed = false
   t.teardown(() => (closed ? undefined : lab.close()))
   const configs = new Map<string, MachineConfig>()
@@ -53,7 +54,7 @@ t.test('disk full under load: 503, nothing acknowledged lost, recovery when spac
 
   closed = true
   await lab.close()
-  const again = await openLab({}, lab.file)
+  const again = await openLab({ KMAPLAB_DURABILITY: 'normal' }, lab.file)
   t.teardown(again.close)
   await again.app.listen({ host: '127.0.0.1', port: 0 })
   const base = `http://127.0.0.1:${(again.app.server.address() as { port: number }).port}`

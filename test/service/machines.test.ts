@@ -64,7 +64,7 @@ t.test('state at a past seq and a branch from it agree with the original history
   const b = await service.branch(owner, m.id, cut)
   t.same(b.parent, { id: m.id, seq: cut })
   t.equal(JSON.stringify(await service.state(owner, b.id)), then)
-  t.same(service.events(owner, b.id, { after: 0, limit: 1000 }), service.events(owner, m.id, { after: 0, limit: 1000 }).slice(0, cut), 'the branch has the same trace up to the cut')
+  t.same(await service.events(owner, b.id, { after: 0, limit: 1000 }), (await service.events(owner, m.id, { after: 0, limit: 1000 })).slice(0, cut), 'the branch has the same trace up to the cut')
   await t.rejects(service.state(owner, m.id, 10 ** 9), { name: 'ServiceError', kind: 'invalid', field: 'at' })
 })
 
@@ -196,7 +196,7 @@ for (const thread of [false, true]) {
     const again = await a.service.apply(owner, m.id, ops, idem)
     t.equal(again.replayed, true, 'the retry gets the stored reply')
     t.equal(a.service.get(owner, m.id).opCount, 1001, 'and runs nothing')
-    t.equal(a.service.events(owner, m.id, { after: 0, limit: 100000 }).length, out.seq, 'every event is stored')
+    t.equal((await a.service.events(owner, m.id, { after: 0, limit: 100000 })).length, out.seq, 'every event is stored')
 
     // Stopped by a refusal after 300 more ops: those 300 are committed, in order.
     const stopped = await a.service.apply(owner, m.id, [...ops.slice(1, 301), { op: 'kunmap_local', pid: 9, addr: '0xfffbb000' }, ...ops.slice(1, 50)])
@@ -248,4 +248,65 @@ t.test('a snapshot that cannot be read is reported like any other mismatch', asy
   const b = openService(a.file)
   await t.rejects(b.service.state(owner, m.id), { code: 'machine_diverged' })
   t.match(b.service.get(owner, m.id).diverged, /snapshot after op 7 cannot be read/)
+})
+
+t.test('events an unclean stop left unstored are derived again from the op log at start-up', async (t) => {
+  const a = openService()
+  const [m1, m2, m3] = [await a.service.create(owner, config), await a.service.create(owner, config), await a.service.create(owner, config)]
+  for (const m of [m1, m2, m3]) await a.service.apply(owner, m.id, someOps)
+  const trace = async (s: typeof a, id: string): Promise<string[]> => s.service.events(owner, id, { after: 0, limit: 10_000 })
+  const before = { m1: await trace(a, m1.id), m2: await trace(a, m2.id) }
+  const half = Math.floor(before.m1.length / 2)
+  // As the writer thread leaves them after a crash: the events of the last ops missing, after
+  // an op boundary, or every event of a machine.
+  const boundary = [...a.repo.opsUpTo(m1.id, half)].at(-1)!.seqEnd
+  a.db.prepare('DELETE FROM events WHERE mkey = (SELECT key FROM machines WHERE id = ?) AND seq > ?').run(m1.id, boundary)
+  a.db.prepare('DELETE FROM events WHERE mkey = (SELECT key FROM machines WHERE id = ?)').run(m2.id)
+  a.db.close()
+
+  const b = openService(a.file)
+  t.same(b.repo.eventLag().map((l) => l.id).sort(), [m1.id, m2.id].sort(), 'the two machines are found behind their logs')
+  t.equal(b.service.recoverEvents(), 2, 'and completed')
+  t.same(await trace(b, m1.id), before.m1, 'the trace is the one the ops made, event for event')
+  t.same(await trace(b, m2.id), before.m2)
+  t.same(b.repo.eventLag(), [], 'nothing is behind any more')
+  t.equal(b.service.recoverEvents(), 0, 'so a second start-up has nothing to do')
+  t.equal(b.service.liveCount, 0, 'and no machine was kept in memory by it')
+})
+
+t.test('a machine whose op log no longer replays is marked diverged by the recovery; the others recover', async (t) => {
+  const a = openService()
+  const [bad, good] = [await a.service.create(owner, config), await a.service.create(owner, config)]
+  for (const m of [bad, good]) await a.service.apply(owner, m.id, someOps)
+  for (const m of [bad, good]) a.db.prepare('DELETE FROM events WHERE mkey = (SELECT key FROM machines WHERE id = ?) AND seq > 3').run(m.id)
+  const last = a.repo.getMachine(bad.id)!.opCount
+  a.db.prepare('UPDATE ops SET op = ? WHERE mkey = (SELECT key FROM machines WHERE id = ?) AND n = ?').run(JSON.stringify({ op: 'migrate_disable', pid: 1 }), bad.id, last)
+  a.db.close()
+  const b = openService(a.file)
+  t.equal(b.service.recoverEvents(), 1)
+  t.match(b.logs.join(''), /MACHINE DIVERGED/)
+  t.match(b.service.get(owner, bad.id).diverged, /op|seq/)
+  t.equal(b.repo.storedSeq(good.id), b.service.get(owner, good.id).seq)
+})
+
+t.test('on the writer thread: a trace read right after a reply sees the reply\'s events; a delete leaves nothing behind', async (t) => {
+  const a = openService(undefined, {}, true)
+  t.teardown(() => a.writer.close())
+  const [m, other] = [await a.service.create(owner, config), await a.service.create(owner, config)]
+  const out = await a.service.apply(owner, m.id, someOps)
+  const events = (await a.service.events(owner, m.id, { after: 0, limit: 10_000 })).map((b) => JSON.parse(b).seq)
+  t.same(events, Array.from({ length: out.seq }, (_, i) => i + 1), 'every event up to the reply\'s seq')
+  await a.service.apply(owner, other.id, someOps)
+  // Ops in flight and events waiting when the delete comes.
+  const late = a.service.apply(owner, m.id, someOps.slice(2, 4)).then(
+    () => 'applied',
+    (err: ServiceError) => err.code,
+  )
+  await a.service.delete(owner, m.id)
+  t.match(await late, /^(applied|not_found)$/, 'an op racing the delete lands before it or is refused')
+  await a.service.apply(owner, other.id, someOps.slice(2, 4))
+  await a.writer.flushEvents()
+  const key = (table: string): number => a.db.prepare(`SELECT count(*) FROM ${table} WHERE mkey NOT IN (SELECT key FROM machines)`).pluck().get() as number
+  t.same([key('ops'), key('events'), key('checkpoints')], [0, 0, 0], 'no op, event or checkpoint of the deleted machine remains')
+  await t.rejects(a.service.apply(owner, m.id, someOps.slice(0, 1)), { code: 'not_found' })
 })

@@ -21,7 +21,7 @@ function parts<Ends extends number[]>(id: string, ...ends: Ends): { [K in keyof 
 const twoParts = (id: string): [WriteSet, WriteSet] => parts(id, 2, 4)
 
 const writers: Record<string, (file: string, repo: Repo, onCommit: (s: CommitStats) => void) => Promise<Writer>> = {
-  GroupWriter: async (_file, repo, onCommit) => new GroupWriter(repo, onCommit),
+  GroupWriter: async (_file, repo, onCommit) => new GroupWriter(repo, { onCommit }),
   ThreadWriter: async (file, _repo, onCommit) => {
     const w = new ThreadWriter({ file, durability: 'full', onCommit })
     await w.ready
@@ -47,6 +47,7 @@ for (const [name, make] of Object.entries(writers)) {
       await new Promise((r) => setTimeout(r, 20))
       await done
       t.same([...repo.opsUpTo('m_s')].map((o) => o.n), [1, 2, 3, 4])
+      await w.flushEvents()
       t.same(repo.queryEvents('m_s', { after: 0, limit: 100 }).map((b) => JSON.parse(b).seq), [1, 2, 3, 4, 5, 6, 7, 8])
       t.equal(repo.getMachine('m_s')?.seq, 8, 'the head is the last part\'s')
       t.equal(commits.length, 1)

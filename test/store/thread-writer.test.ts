@@ -1,7 +1,7 @@
 import t from 'tap'
 import { statSync } from 'node:fs'
 import { expectGroupRejected, fakeMachine, tempRepo } from './fixtures/store.js'
-import { pack, ThreadWriter, unpack } from '../../src/store/thread-writer.js'
+import { eventsReserve, pack, STORE_EVENTS_IDLE_MS, STORE_EVENTS_ROWS, ThreadWriter, unpack } from '../../src/store/thread-writer.js'
 import { StorageError, type CommitStats } from '../../src/store/writer.js'
 import type { WriteSet } from '../../src/store/repo.js'
 
@@ -27,6 +27,7 @@ t.test('write sets of one tick share a transaction on the thread, and are readab
   t.equal(commits.length, 1)
   t.match(commits[0], { writeSets: 2, ops: 5, events: 10 })
   t.equal(repo.countMachines('x'), 2, 'the main connection sees the commit')
+  await w.flushEvents()
   t.same(repo.queryEvents('m_b', { after: 0, limit: 100 }).map((b) => JSON.parse(b).seq), [1, 2, 3, 4, 5, 6])
   await w.commit(fakeMachine('m_c', 'x', 1))
   t.equal(commits.length, 2, 'a later tick is a new transaction')
@@ -96,7 +97,8 @@ t.test('past the quota (maxBytes on the thread\'s connection) a commit fails wit
   t.equal((results[1] as PromiseRejectedResult).reason.cause.code, 'SQLITE_FULL', 'the cause keeps SQLite\'s code')
   t.equal(repo.getMachine('m_b'), undefined)
   t.equal(repo.getMachine('m_big'), undefined)
-  t.equal(repo.queryEvents('m_a', { after: 0, limit: 100 }).length, 20, 'what was committed before is still read')
+  await w.flushEvents()
+  t.equal(repo.queryEvents('m_a', { after: 0, limit: 100 }).length, 20, 'what was committed before is still read, its events in the room kept for them')
   await w.commit(fakeMachine('m_c', 'x', 10))
   t.ok(repo.getMachine('m_c'), 'a write that fits commits after the rollback')
 })
@@ -107,9 +109,72 @@ t.test('the thread checkpoints the WAL after posting a large commit, not inside 
   t.teardown(() => w.close())
   await w.ready
   const before = statSync(file).size
-  // 1,500 ops and 3,000 events: past the thread's 4,000-row mark, far below SQLite's own
-  // checkpoint threshold (set to 10,000 pages), so only the thread's checkpoint moves them.
-  await w.commit(fakeMachine('m_a', 'x', 1500))
+  // 2,100 ops and 4,200 events (enough to be stored with their commit): past the thread's
+  // 4,000-row mark, far below SQLite's own checkpoint threshold (set to 10,000 pages), so
+  // only the thread's checkpoint moves them.
+  await w.commit(fakeMachine('m_a', 'x', 2100))
   await w.commit(fakeMachine('m_b', 'x', 1)) // runs after the checkpoint, on the same thread
   t.ok(statSync(file).size > before + 200_000, `the database file took the WAL's pages (${before} -> ${statSync(file).size} bytes)`)
+})
+
+t.test('events follow their commit: a flush waits for them, and without one they are stored once commits pause', async (t) => {
+  const { repo, file } = tempRepo()
+  const stored: number[] = []
+  const w = new ThreadWriter({ file, durability: 'full', onEventsStored: (n) => stored.push(n) })
+  t.teardown(() => w.close())
+  await w.commit(fakeMachine('m_a', 'x', 3))
+  t.same([...repo.opsUpTo('m_a')].map((o) => o.n), [1, 2, 3], 'the ops are committed when the commit settles')
+  await w.flushEvents()
+  t.same(repo.queryEvents('m_a', { after: 0, limit: 100 }).map((b) => JSON.parse(b).seq), [1, 2, 3, 4, 5, 6], 'a flush returns once the events are stored')
+  t.same(stored, [6], 'and reports them')
+  await w.flushEvents()
+  t.same(stored, [6], 'a flush with nothing waiting writes nothing')
+
+  await w.commit(fakeMachine('m_b', 'x', 2))
+  for (let waited = 0; repo.storedSeq('m_b') < 4 && waited < 2000; waited += 10) await new Promise((r) => setTimeout(r, 10))
+  t.equal(repo.storedSeq('m_b'), 4, `without a flush, stored ${STORE_EVENTS_IDLE_MS} ms after the last commit`)
+})
+
+t.test(`once ${STORE_EVENTS_ROWS} events wait, they go into the commit that brings them there`, async (t) => {
+  const { repo, file } = tempRepo()
+  const w = new ThreadWriter({ file, durability: 'full' })
+  t.teardown(() => w.close())
+  await w.commit(fakeMachine('m_a', 'x', 10))
+  const ops = STORE_EVENTS_ROWS / 2
+  await w.commit(fakeMachine('m_b', 'x', ops))
+  t.equal(repo.storedSeq('m_a'), 20, 'the events that waited before it')
+  t.equal(repo.storedSeq('m_b'), 2 * ops, 'and its own, with no flush')
+})
+
+t.test('a flush asked while a batch is staged is answered after that batch commits', async (t) => {
+  const { repo, file } = tempRepo()
+  const w = new ThreadWriter({ file, durability: 'normal' })
+  t.teardown(() => w.close())
+  await w.commit(fakeMachine('m_a', 'x', 2))
+  const big = fakeMachine('m_b', 'x', 6)
+  w.stage({ ...big, ops: big.ops.slice(0, 3), events: big.events.slice(0, 6), head: { opCount: 3, seq: 6, status: 'running' } })
+  const flushed = w.flushEvents().then(() => repo.storedSeq('m_a'))
+  const done = w.commit({ machineId: 'm_b', ops: big.ops.slice(3), events: big.events.slice(6), head: big.head })
+  t.equal(await flushed, 4, 'the flush covers what was committed before it was asked')
+  await done
+  await w.flushEvents()
+  t.equal(repo.storedSeq('m_b'), 12, 'and a flush after the batch covers the batch')
+})
+
+t.test('with a quota, commits stop short of it, leaving room to store the events that wait', async (t) => {
+  const { repo, file } = tempRepo()
+  const maxBytes = 2 * 1024 * 1024
+  const w = new ThreadWriter({ file, durability: 'full', maxBytes })
+  t.teardown(() => w.close())
+  const pageSize = repo.db.pragma('page_size', { simple: true }) as number
+  // Small commits, each below the row mark, until the log is refused.
+  let refused: unknown
+  let n = 0
+  while (!refused && n < 10_000) await w.commit(fakeMachine(`m_${n++}`, 'x', 40)).catch((err: unknown) => (refused = err))
+  t.match(refused, { name: 'StorageError', message: /SQLITE_FULL/ }, `the log is refused after ${n - 1} machines`)
+  const used = (repo.db.pragma('page_count', { simple: true }) as number) * pageSize
+  t.ok(used <= maxBytes - eventsReserve(maxBytes) + pageSize, `refused within the reserve: ${used} bytes of ${maxBytes}`)
+  await w.flushEvents()
+  t.equal(repo.storedSeq(`m_${n - 2}`), 80, 'the events of the last acknowledged commit are stored in the reserve')
+  t.ok((repo.db.pragma('page_count', { simple: true }) as number) * pageSize <= maxBytes, 'and the file is within the quota')
 })

@@ -5,7 +5,7 @@ import { GroupWriter, type CommitStats } from '../../src/store/writer.js'
 t.test('write sets handed in during one tick share one transaction', async (t) => {
   const { repo } = tempRepo()
   const commits: CommitStats[] = []
-  const w = new GroupWriter(repo, (s) => commits.push(s))
+  const w = new GroupWriter(repo, { onCommit: (s) => commits.push(s) })
   await Promise.all([w.commit(fakeMachine('m_a', 'x', 2)), w.commit(fakeMachine('m_b', 'x', 3))])
   t.equal(commits.length, 1)
   t.match(commits[0], { writeSets: 2, ops: 5, events: 10 })

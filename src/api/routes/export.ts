@@ -24,7 +24,7 @@ const EXTENSIONS: Record<TraceFormat, string> = {
 export async function* storedEvents(service: MachineService, principal: string, id: string, lastSeq: number): AsyncGenerator<SimEvent> {
   let after = 0
   while (after < lastSeq) {
-    const page = service.events(principal, id, { after, limit: PAGE_SIZE })
+    const page = await service.events(principal, id, { after, limit: PAGE_SIZE })
     for (const text of page) {
       const e = JSON.parse(text) as SimEvent
       if (e.seq > lastSeq) return

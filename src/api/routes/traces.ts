@@ -24,7 +24,7 @@ export function traceHandlers({ service }: RouteContext): Handlers {
     },
     listEvents: async (req, reply) => {
       const q = req.query as { after?: number; limit: number; type?: string[]; cpu?: number[]; pid?: number[] }
-      const page = service.events(req.principal, (req.params as MachineParams).id, {
+      const page = await service.events(req.principal, (req.params as MachineParams).id, {
         after: q.after ?? 0,
         limit: q.limit,
         ...(q.type ? { types: q.type } : {}),

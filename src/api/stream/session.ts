@@ -154,7 +154,12 @@ export class StreamSession {
       (how) => {
         if (how === 'stale' || this.ended) return
         this.send({ type: 'live', seq: this.position })
-        if (how === 'halted') return this.endHalted()
+        if (how === 'halted') {
+          return void this.endHalted().catch((err: unknown) => {
+            this.dispose()
+            this.fail(err)
+          })
+        }
         live = true
         this.releaseHeld?.()
       },
@@ -171,13 +176,15 @@ export class StreamSession {
     let pos = after
     for (;;) {
       if (gen !== this.generation || this.ended) return 'stale'
-      // The head and the page are read in one synchronous step: no commit can come between.
-      const head = service.get(this.principal, this.machineId)
-      const rows = service.events(this.principal, this.machineId, { after: pos, limit: BACKLOG_PAGE, ...this.filter })
+      // The page covers every stored event up to storedSeq, and the events of every op
+      // acknowledged before this read are stored: later ones reach this session live.
+      const { rows, storedSeq, machine } = await service.trace(this.principal, this.machineId, { after: pos, limit: BACKLOG_PAGE, ...this.filter })
+      if (gen !== this.generation || this.ended) return 'stale'
       if (rows.length < BACKLOG_PAGE) {
         if (rows.length > 0) this.send(eventsMessage(rows))
-        this.position = Math.max(pos, head.seq)
-        return head.status === 'halted' ? 'halted' : 'live'
+        this.position = Math.max(pos, storedSeq)
+        // Halted with the halt stored: nothing will come live. A halt not stored yet will.
+        return machine.status === 'halted' && storedSeq === machine.seq ? 'halted' : 'live'
       }
       pos = (JSON.parse(rows[rows.length - 1]!) as SimEvent).seq
       this.position = pos
@@ -203,8 +210,8 @@ export class StreamSession {
   }
 
   /** A machine found halted at the end of its backlog: say so with the halt event's own words. */
-  private endHalted(): void {
-    const [row] = this.ctx.service.events(this.principal, this.machineId, { after: 0, limit: 1, types: ['halt'] })
+  private async endHalted(): Promise<void> {
+    const [row] = await this.ctx.service.events(this.principal, this.machineId, { after: 0, limit: 1, types: ['halt'] })
     const halt = row === undefined ? undefined : (JSON.parse(row) as SimEvent & { reason?: string })
     this.end({ type: 'halted', seq: halt?.seq ?? this.position, reason: halt?.reason ?? null }, CLOSE.normal, 'machine halted')
   }
