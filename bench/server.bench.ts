@@ -115,8 +115,12 @@ async function batchedOps(dir: string, batches: number): Promise<BenchRow> {
     await res.arrayBuffer()
     if (res.status !== 200) throw new Error(`batch ${i}: ${res.status}`)
   }
+  // Events are stored after their ops' commit: the clock stops once the last one is stored
+  // too (a trace read waits for that), so the figure counts every event row as written.
+  const { seq, opCount } = (await (await fetch(`${lab.base}/v1/machines/${m.id}`)).json()) as { seq: number; opCount: number }
+  const tail = (await (await fetch(`${lab.base}/v1/machines/${m.id}/events?after=${seq - 1}`)).json()) as { events: { seq: number }[] }
   const seconds = (performance.now() - started) / 1000
-  const opCount = ((await (await fetch(`${lab.base}/v1/machines/${m.id}`)).json()) as { opCount: number }).opCount
+  if (tail.events[0]?.seq !== seq) throw new Error(`batch bench: the last stored event is not seq ${seq}`)
   if (opCount !== 1 + 1000 * (batches + 1)) throw new Error(`batch bench: ${opCount} ops stored, expected ${1 + 1000 * (batches + 1)}`)
   await lab.stop()
 
