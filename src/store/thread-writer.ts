@@ -94,8 +94,10 @@ export function unpack(g: PackedGroup): WriteSet[] {
 
 /** The writer thread stores waiting events with the next commit once there are this many... */
 export const STORE_EVENTS_ROWS = 4000
-/** ...or on their own once no commit has come for this long. */
+/** ...or on their own once no commit has come for this long... */
 export const STORE_EVENTS_IDLE_MS = 20
+/** ...or at once when this many wait and no message is waiting for the thread. */
+export const STORE_EVENTS_SOON_ROWS = 3000
 /**
  * With a quota, a commit of the op log must leave this much room for the events that wait
  * (fewer than STORE_EVENTS_ROWS, ~190 bytes each with their index entries), so that a trace

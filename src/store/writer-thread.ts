@@ -19,7 +19,7 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import { limitSize, openDb } from './db.js'
 import { Repo, type WriteSet } from './repo.js'
-import { eventsReserve, STORE_EVENTS_IDLE_MS, STORE_EVENTS_ROWS, unpack, type FromThread, type PackedGroup, type ThreadStore, type ToThread } from './thread-writer.js'
+import { eventsReserve, STORE_EVENTS_IDLE_MS, STORE_EVENTS_ROWS, STORE_EVENTS_SOON_ROWS, unpack, type FromThread, type PackedGroup, type ThreadStore, type ToThread } from './thread-writer.js'
 
 const { file, ...options } = workerData as ThreadStore
 const port = parentPort!
@@ -180,7 +180,12 @@ function commitGroup(group: PackedGroup): FromThread {
 
 /** After a commit's outcome is posted: arm the idle store, checkpoint once enough has piled up in the WAL. */
 function afterCommit(): void {
-  if (waitingRows > 0) {
+  if (waitingRows >= STORE_EVENTS_SOON_ROWS) {
+    // setImmediate runs after the messages that have arrived: if none has, the main thread is
+    // busy replying and this thread is free, so the events are stored now rather than in the
+    // commit that reaches the mark, which a request would wait for.
+    setImmediate(storeWaiting)
+  } else if (waitingRows > 0) {
     // Re-armed by every commit: under steady load the row mark stores the events instead.
     if (idleTimer) clearTimeout(idleTimer)
     idleTimer = setTimeout(storeWaiting, STORE_EVENTS_IDLE_MS)
