@@ -4,9 +4,9 @@
 //
 // A group's commit holds its source of truth: machines, ops, heads, checkpoints and
 // idempotency records. The events those ops determine wait here until a few thousand have
-// gathered, and then go into the commit of the group that brings them there, or, once the
-// commits pause or the main thread asks (a read of the trace), into a transaction of their
-// own. Why: a single-op request touches its machine's pages in three event indexes, and a
+// gathered, and are then stored in a transaction of their own while the thread has nothing
+// else to do (or in the commit of the group that brings them to a higher mark), or once the
+// commits pause, or when the main thread asks (a read of the trace). Why: a single-op request touches its machine's pages in three event indexes, and a
 // commit of twenty such requests from twenty machines wrote ~110 pages; a few thousand events
 // written together share their pages, and the commit a request waits for shrinks to its op
 // rows. A crash loses at most the waiting events, never an op: start-up derives them again
