@@ -41,8 +41,11 @@ export interface OpsOutcome {
   skipped: number
 }
 
-/** Turns an outcome into its reply text; given to `apply`, it runs during the commit. */
-export type Render = (outcome: OpsOutcome) => string
+/**
+ * Turns an outcome into its reply text; given to `apply`, it runs during the commit.
+ * `eventTexts` are the JSON texts of the outcome's events in order, as the store got them.
+ */
+export type Render = (outcome: OpsOutcome, eventTexts: readonly string[]) => string
 
 /** An outcome, with its reply text when `apply` was given a Render and ran the ops itself. */
 export type Rendered = OpsOutcome & { replayed?: boolean; rendered?: string }
@@ -90,8 +93,8 @@ function checkpoint(machine: Machine, opN: number, seq: number): Checkpoint {
   return { opN, seq, hash: stateHash(machine), snapshot: snapshotMachine(machine) }
 }
 
-function eventRow(e: SimEvent): EventRow {
-  return { seq: e.seq, type: e.type, cpu: e.cpu ?? null, pid: e.pid ?? null, body: eventJson(e) }
+function eventRow(e: SimEvent, body = JSON.stringify(e)): EventRow {
+  return { seq: e.seq, type: e.type, cpu: e.cpu ?? null, pid: e.pid ?? null, body }
 }
 
 export class MachineService {
@@ -207,6 +210,10 @@ export class MachineService {
   private async applyNow(owner: string, id: string, ops: readonly unknown[], idem?: IdempotencyRequest, render?: Render): Promise<Rendered> {
     const s = await this.session(owner, id)
     const results: Applied[] = []
+    const texts: string[] = []
+    // Streams look an event's text up by the event (eventJson): it is cached for them only when
+    // someone watches, as a WeakMap entry per event costs more than the JSON.stringify it saves.
+    const watched = this.hub.watching(id)
     const part = (): WriteSet => ({ machineId: id, ops: [], events: [], head: { opCount: s.opCount, seq: s.seq, status: s.status } })
     let ws = part()
     let staged = false
@@ -223,7 +230,11 @@ export class MachineService {
         s.seq = out.events.at(-1)?.seq ?? s.seq
         if (out.events.some((e) => e.type === 'halt')) s.status = 'halted'
         ws.ops.push({ n: s.opCount, op: JSON.stringify(ops[i]), seqEnd: s.seq })
-        for (const e of out.events) ws.events.push(eventRow(e))
+        for (const e of out.events) {
+          const body = watched ? eventJson(e) : JSON.stringify(e)
+          ws.events.push(eventRow(e, body))
+          texts.push(body)
+        }
         if (ws.ops.length === (staged ? STAGE_OPS : FIRST_STAGE_OPS) && i + 1 < ops.length) {
           ws.head = { opCount: s.opCount, seq: s.seq, status: s.status }
           this.writer.stage(ws)
@@ -250,7 +261,7 @@ export class MachineService {
     this.counters.opsApplied += results.length
     const done = this.commit(s, ws)
     // Rendered while the writer thread commits: a batch's reply is ~420 KB of JSON.
-    const rendered = render?.(outcome)
+    const rendered = render?.(outcome, texts)
     await done
     if (this.hub.watching(id)) this.hub.publish(id, results.flatMap((r) => r.events))
     return rendered === undefined ? outcome : { ...outcome, rendered }
