@@ -68,6 +68,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         remotePort: req.socket?.remotePort,
       }),
     },
+    // That serializer lets no header through, so a redaction of `req.headers.authorization`
+    // inherited from the server's logger could never match here, yet it would clone and walk
+    // every request's `req` on its way to the log. A header dump stays redacted.
+    redact: ['headers.authorization'],
   })
   const app = fastify({
     loggerInstance: logger as FastifyBaseLogger,
