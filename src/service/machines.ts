@@ -200,9 +200,11 @@ export class MachineService {
   /**
    * Runs ops in order, stopping at the first refusal (the contract's batch rule), commits
    * what ran and then publishes it. With an idempotency key, a retry of the same request
-   * gets the first reply instead of running again.
+   * gets the first reply instead of running again. (Not async itself: an async function
+   * returning applyNow's promise would wrap it in another, settled turns of the microtask
+   * queue later.)
    */
-  async apply(owner: string, id: string, ops: readonly unknown[], idem?: IdempotencyRequest, render?: Render): Promise<Rendered> {
+  apply(owner: string, id: string, ops: readonly unknown[], idem?: IdempotencyRequest, render?: Render): Promise<Rendered> {
     if (!idem) return this.applyNow(owner, id, ops, undefined, render)
     return this.idempotency.run(owner, id, idem, () => this.applyNow(owner, id, ops, idem, render))
   }
@@ -331,7 +333,9 @@ export class MachineService {
     if (s && s.owner !== owner) throw notFound(`machine ${id}`)
     if (s) {
       // Reads must not see ops whose commit is still pending (a crash could take them back).
-      await s.committed.catch(() => {})
+      // With none pending there is nothing to wait for, and awaiting the settled promise would
+      // still cost every request a detour through the microtask queue.
+      if (s.pending > 0) await s.committed.catch(() => {})
       if (this.live.get(id) === s) {
         this.remember(s)
         return s
@@ -378,6 +382,7 @@ export class MachineService {
   private remember(s: Session): void {
     this.live.delete(s.id)
     this.live.set(s.id, s)
+    if (this.live.size <= this.limits.liveMachines) return
     // Oldest first; a machine with a commit in flight stays, or a restore could miss its ops.
     for (const [id, old] of this.live) {
       if (this.live.size <= this.limits.liveMachines) break
