@@ -2,7 +2,7 @@
 // then exactly the routes of openapi.yaml (the WebSocket stream and the dashboard among
 // them), then the interactive docs.
 import { randomUUID } from 'node:crypto'
-import fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import fastify, { type FastifyBaseLogger, type FastifyInstance, type onRequestHookHandler } from 'fastify'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import websocket from '@fastify/websocket'
@@ -29,11 +29,6 @@ declare module 'fastify' {
   interface FastifyRequest {
     principal: string
   }
-  interface FastifyContextConfig {
-    public?: boolean
-    /** The route also accepts the token as `?token=` (browsers cannot set WebSocket headers). */
-    queryToken?: boolean
-  }
   interface FastifyInstance {
     /** Every route registered, as `METHOD url`: the spec-agreement test compares it with openapi.yaml. */
     routeList: string[]
@@ -57,7 +52,8 @@ const REQUEST_ID = /^[A-Za-z0-9_.:-]{1,64}$/
 
 /** The request line as logged: a token given in the query string never reaches the logs. */
 function redactedUrl(url: string): string {
-  return url.replace(/([?&]token=)[^&#]*/g, '$1[Redacted]')
+  // Every request is logged and few carry a token: a substring test spares them the regex.
+  return url.includes('token=') ? url.replace(/([?&]token=)[^&#]*/g, '$1[Redacted]') : url
 }
 
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
@@ -72,6 +68,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         remotePort: req.socket?.remotePort,
       }),
     },
+    // That serializer lets no header through, so a redaction of `req.headers.authorization`
+    // inherited from the server's logger could never match here, yet it would clone and walk
+    // every request's `req` on its way to the log. A header dump stays redacted.
+    redact: ['headers.authorization'],
   })
   const app = fastify({
     loggerInstance: logger as FastifyBaseLogger,
@@ -94,28 +94,44 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   registerErrorHandling(app)
   app.decorateRequest('principal', '')
 
-  // Registered before the auth hook: its own onRequest hook marks upgrade requests, so that
-  // a refused upgrade (401) still gets its socket closed. Streams close with 1001 at
-  // shutdown, after answering the ops they are running.
+  // Registered before the routes, whose auth hooks run after its own onRequest hook: that one
+  // marks upgrade requests, so that a refused upgrade (401) still gets its socket closed.
+  // Streams close with 1001 at shutdown, after answering the ops they are running.
   const streams = new StreamRegistry(opts.stream.heartbeatMs)
   await app.register(websocket, { options: { maxPayload: opts.bodyLimit }, preClose: () => streams.closeAll() })
 
-  const authenticate = authenticator(opts.principals)
-  const limit = rateLimiter(opts.rate)
-  app.addHook('onRequest', async (req, reply) => {
+  // The hooks take callbacks rather than being async: an async hook costs every request a
+  // promise and a turn of the microtask queue, and these run on every request.
+  app.addHook('onRequest', (req, reply, done) => {
     reply.header('x-request-id', req.id)
-    if (req.routeOptions.config.public !== false) return
-    req.principal = authenticate(req, req.routeOptions.config.queryToken === true)
-    limit(req.principal)
+    done()
   })
   // While shutting down, replies to in-flight requests close their keep-alive connection,
   // so the server can finish closing instead of waiting out the clients' idle sockets.
-  app.addHook('onSend', async (_req, reply) => {
+  app.addHook('onSend', (_req, reply, _payload, done) => {
     if (!opts.ready()) reply.header('connection', 'close')
+    done()
   })
-  app.addHook('onResponse', async (req, reply) => {
+  app.addHook('onResponse', (req, reply, done) => {
     opts.metrics.countRequest(req.method, req.routeOptions.url ?? 'unmatched', reply.statusCode)
+    done()
   })
+  const authenticate = authenticator(opts.principals)
+  const limit = rateLimiter(opts.rate)
+  /**
+   * The onRequest hook of a route that needs a token: names the principal, or refuses with 401
+   * or 429. With `queryToken` the token may also come as `?token=` (browsers cannot set
+   * WebSocket headers).
+   */
+  const guard = (queryToken: boolean): onRequestHookHandler => (req, _reply, done) => {
+    try {
+      req.principal = authenticate(req, queryToken)
+      limit(req.principal)
+    } catch (err) {
+      return done(err as Error)
+    }
+    done()
+  }
 
   const ctx = { service: opts.service, maxBatch: opts.maxBatch }
   const handlers: Handlers = {
@@ -140,7 +156,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       schema: op.schema,
       handler,
       ...(ws ? { wsHandler: ws.wsHandler, preHandler: ws.preHandler } : {}),
-      config: { public: op.public, queryToken: ws !== undefined },
+      ...(op.public ? {} : { onRequest: guard(ws !== undefined) }),
     })
   }
   if (unused.size > 0) throw new Error(`handlers missing from openapi.yaml: ${[...unused].join(', ')}`)

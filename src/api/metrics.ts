@@ -15,7 +15,8 @@ function escapeLabel(v: string): string {
 }
 
 export class Metrics {
-  private readonly requests = new Map<string, number>()
+  /** By `method status route`, in first-seen order, with the labels escaped once per series. */
+  private readonly requests = new Map<string, { labels: string; n: number }>()
   private readonly commitBuckets = COMMIT_BUCKETS.map(() => 0)
   private commitSum = 0
   private commitCount = 0
@@ -24,8 +25,10 @@ export class Metrics {
   constructor(private readonly gauges: Gauges) {}
 
   countRequest(method: string, route: string, status: number): void {
-    const key = `method="${escapeLabel(method)}",route="${escapeLabel(route)}",status="${status}"`
-    this.requests.set(key, (this.requests.get(key) ?? 0) + 1)
+    const key = `${method} ${status} ${route}`
+    const series = this.requests.get(key)
+    if (series) series.n++
+    else this.requests.set(key, { labels: `method="${escapeLabel(method)}",route="${escapeLabel(route)}",status="${status}"`, n: 1 })
   }
 
   observeCommit(stats: CommitStats): void {
@@ -46,7 +49,7 @@ export class Metrics {
       lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`)
     }
     family('kmaplab_http_requests_total', 'counter', 'HTTP requests by method, route and status.')
-    for (const [labels, n] of this.requests) lines.push(`kmaplab_http_requests_total{${labels}} ${n}`)
+    for (const { labels, n } of this.requests.values()) lines.push(`kmaplab_http_requests_total{${labels}} ${n}`)
     family('kmaplab_ops_applied_total', 'counter', 'Ops applied to machines (committed or about to be).')
     lines.push(`kmaplab_ops_applied_total ${this.gauges.opsApplied()}`)
     family('kmaplab_events_stored_total', 'counter', 'Trace events written to the store\'s events table.')

@@ -16,8 +16,9 @@ export interface SimEvent {
 const jsonOf = new WeakMap<SimEvent, string>()
 
 /**
- * An event's JSON text, made once: the store keeps it and every stream sends it, and with
- * many subscribers serialising each event again would cost more than the model did.
+ * An event's JSON text, made once for every stream that sends it: with many subscribers,
+ * serialising each event again would cost more than the model did. The service makes it here
+ * for the store when the machine is watched, and plainly otherwise.
  */
 export function eventJson(e: SimEvent): string {
   let s = jsonOf.get(e)

@@ -4,6 +4,7 @@ import t from 'tap'
 import { batchBody, batchJson, singleBody, singleJson } from '../../src/api/routes/ops.js'
 import type { OpsOutcome } from '../../src/service/machines.js'
 import { applyOp, isRefusal, newMachine, type Applied, type Refusal } from '../../src/service/model.js'
+import { config, openService } from '../service/fixtures/service.js'
 
 function run(ops: unknown[]): OpsOutcome {
   const m = newMachine({ arch: 'x86_32', cpus: 2 })
@@ -55,4 +56,19 @@ t.test('a single op\'s reply, and its refusal thrown as the request\'s error', a
   t.match(JSON.parse(singleJson(one)), { result: { addr: '0xfffbb000' } })
   const refused = run([{ op: 'kunmap_local', pid: 7, addr: '0xfffbb000' }])
   t.throws(() => singleJson(refused), { statusCode: 409, code: 'no_such_task' })
+})
+
+t.test('a reply rendered during the commit, from the texts made for the store, is the JSON of the reply object', async (t) => {
+  const { service } = openService()
+  const m = await service.create('alice', config)
+  // Past the first staged part (32 ops), so the texts run across write sets.
+  const mapUnmap = Array.from({ length: 99 }, (_, i) => (i % 2 === 0 ? { op: 'kmap_local_page', pid: 1, page: 0x40000 + i } : { op: 'kunmap_local', pid: 1, addr: '0xfffbb000' }))
+  const batch = await service.apply('alice', m.id, [{ op: 'spawn', name: 'A', cpu: 0 }, ...mapUnmap], undefined, batchJson)
+  t.equal(batch.results.length, 100)
+  t.equal(batch.rendered, JSON.stringify(batchBody(batch)))
+  // A watched machine's texts come from the cache that streams read.
+  const unsubscribe = service.subscribe('alice', m.id, () => {})
+  const one = await service.apply('alice', m.id, [{ op: 'kmap_local_page', pid: 1, page: 0x40000 }], undefined, singleJson)
+  unsubscribe()
+  t.equal(one.rendered, JSON.stringify(singleBody(one)))
 })

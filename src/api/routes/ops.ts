@@ -3,7 +3,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { requestHash, type IdempotencyRequest } from '../../service/idempotency.js'
 import type { OpsOutcome, Rendered } from '../../service/machines.js'
-import { eventJson, type Applied, type Refusal } from '../../service/model.js'
+import type { Applied, Refusal } from '../../service/model.js'
 import { HttpError } from '../errors.js'
 import type { Handlers, MachineParams, RouteContext } from './types.js'
 
@@ -39,20 +39,22 @@ export function batchBody(outcome: OpsOutcome): unknown {
  * JSON.stringify(batchBody(outcome)), with each event's text taken from the copy made for the
  * store instead of serialising it again: a batch of 1,000 ops carries some 3,500 events.
  */
-export function batchJson(outcome: OpsOutcome): string {
+export function batchJson(outcome: OpsOutcome, eventTexts: readonly string[] = textsOf(outcome.results)): string {
   const { seq, results, skipped, refused } = batchBody(outcome) as OpsOutcome
-  const parts = results.map((r) => `{"result":${JSON.stringify(r.result)},"events":${eventsJson(r.events)}}`)
+  let k = 0
+  const parts = results.map((r) => `{"result":${JSON.stringify(r.result)},"events":[${eventTexts.slice(k, (k += r.events.length)).join(',')}]}`)
   return `{"seq":${seq},"results":[${parts.join(',')}],"skipped":${skipped},"refused":${JSON.stringify(refused)}}`
 }
 
 /** JSON.stringify(singleBody(outcome)), the same way. */
-export function singleJson(outcome: OpsOutcome): string {
-  const { seq, result, events } = singleBody(outcome) as { seq: number; result: unknown; events: Applied['events'] }
-  return `{"seq":${seq},"result":${JSON.stringify(result)},"events":${eventsJson(events)}}`
+export function singleJson(outcome: OpsOutcome, eventTexts: readonly string[] = textsOf(outcome.results)): string {
+  const { seq, result } = singleBody(outcome) as { seq: number; result: unknown }
+  return `{"seq":${seq},"result":${JSON.stringify(result)},"events":[${eventTexts.join(',')}]}`
 }
 
-function eventsJson(events: Applied['events']): string {
-  return `[${events.map(eventJson).join(',')}]`
+/** The texts for an outcome that comes without them: a replayed reply, parsed back from the store. */
+function textsOf(results: readonly Applied[]): string[] {
+  return results.flatMap((r) => r.events.map((e) => JSON.stringify(e)))
 }
 
 function sendJson(reply: FastifyReply, text: string): FastifyReply {
