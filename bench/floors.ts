@@ -8,8 +8,8 @@ export const FLOORS: Record<string, number> = {
   'sim-pairs': 0.14,
   'sim-switch-heavy': 0.06,
   'sim-pool': 0.04,
-  'http-single-op': 0.07,
-  'http-batch-commit': 0.15,
+  'http-single-op': 0.12,
+  'http-batch-commit': 0.25,
   // Lazy restore: start-up with 1,000 stored machines must stay close to an empty database's.
   'restart-stored-machines': 0.5,
   'ws-fanout': 0.35,
