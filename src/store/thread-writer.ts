@@ -148,6 +148,11 @@ export interface ThreadWriterOptions extends ThreadStore, WriterEvents {
   onFatal?: (err: Error) => void
 }
 
+/** A failure the thread reported, with SQLite's code kept on its cause. */
+function storageError(msg: { code: string | undefined; message: string }): StorageError {
+  return new StorageError(Object.assign(new Error(msg.message), { code: msg.code }))
+}
+
 /** The thread's script: the built module, or when running from source a bootstrap that gives
  *  the thread the tsx loader first (loader hooks of the main thread do not reach workers). */
 function threadScript(): { script: URL | string; eval: boolean } {
@@ -293,10 +298,9 @@ export class ThreadWriter implements Writer {
       return this.eventsStoredThrough(msg.through, true)
     }
     if (msg.kind === 'storeFailed') {
-      const failure = new StorageError(Object.assign(new Error(msg.message), { code: msg.code }))
       const waiting = this.flushes
       this.flushes = []
-      for (const f of waiting) f.reject(failure)
+      for (const f of waiting) f.reject(storageError(msg))
       return this.unrefWhenIdle()
     }
     const group = this.inFlight
@@ -315,7 +319,7 @@ export class ThreadWriter implements Writer {
       this.eventsStoredThrough(msg.stored, false)
       for (const p of group) p.resolve()
     } else {
-      const failure = new StorageError(Object.assign(new Error(msg.message), { code: msg.code }))
+      const failure = storageError(msg)
       for (const p of group) p.reject(failure)
     }
     // The next group is what queued up meanwhile: send it now, the disk is free.
