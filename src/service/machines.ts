@@ -213,15 +213,15 @@ export class MachineService {
    * may be ahead of the stored events (ops committed since), never behind them.
    */
   async trace(owner: string, id: string, q: EventQuery): Promise<{ rows: string[]; storedSeq: number; machine: MachineInfo }> {
-    this.row(owner, id)
     try {
       await this.writer.flushEvents()
     } catch (err) {
       throw this.storageFailure(err)
     }
+    // The row comes with the page: access is checked on it, and a machine deleted while the
+    // events were being stored is a 404 like any other.
     const { rows, storedSeq, machine } = this.guardStorage(() => this.repo.readTrace(id, q))
-    // Deleted while the events were being stored.
-    if (!machine) throw notFound(`machine ${id}`)
+    if (!machine || machine.owner !== owner) throw notFound(`machine ${id}`)
     return { rows, storedSeq, machine: info(machine) }
   }
 

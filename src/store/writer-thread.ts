@@ -6,11 +6,12 @@
 // idempotency records. The events those ops determine wait here until a few thousand have
 // gathered, and are then stored in a transaction of their own while the thread has nothing
 // else to do (or in the commit of the group that brings them to a higher mark), or once the
-// commits pause, or when the main thread asks (a read of the trace). Why: a single-op request touches its machine's pages in three event indexes, and a
-// commit of twenty such requests from twenty machines wrote ~110 pages; a few thousand events
-// written together share their pages, and the commit a request waits for shrinks to its op
-// rows. A crash loses at most the waiting events, never an op: start-up derives them again
-// from the op log (MachineService.recoverEvents).
+// commits pause, or when the main thread asks (a read of the trace). Why: a single-op request
+// touches its machine's pages in three event indexes, and a commit of twenty such requests
+// from twenty machines wrote ~110 pages; a few thousand events written together share their
+// pages, and the commit a request waits for shrinks to its op rows. A crash loses at most the
+// waiting events, never an op: start-up derives them again from the op log
+// (MachineService.recoverEvents).
 //
 // Parts of a large write set may arrive first as `stage` messages: they open the transaction
 // and are written at once, and the next `commit` message ends that same transaction. If a
@@ -163,12 +164,14 @@ function commitGroup(group: PackedGroup): FromThread {
   const started = process.hrtime.bigint()
   try {
     write(group)
-    const events = waitingRows >= STORE_EVENTS_ROWS ? writeWaiting() : 0
+    const filing = waitingRows >= STORE_EVENTS_ROWS
+    const events = filing ? writeWaiting() : 0
     commit.run()
     open = false
     committedGroups++
-    // A group without events is stored as soon as everything before it is.
-    if (events > 0 || waitingRows === 0) waitingStored()
+    // With nothing waiting (a group without events, after everything before it was stored),
+    // the group counts as stored at once.
+    if (filing || waitingRows === 0) waitingStored()
     rowsSinceCheckpoint += rowsInTransaction
     rowsInTransaction = 0
     return { kind: 'committed', seconds: Number(process.hrtime.bigint() - started) / 1e9, stored: storedThrough, events }
