@@ -41,11 +41,12 @@ export async function startChild(args: string[], env: Record<string, string>, di
 }
 
 /**
- * The lab server (src/server.ts through tsx) with limits lifted so that only speed is measured,
- * and bench/probe.ts preloaded so that `probe` can read its event-loop delay and memory.
+ * The lab server (src/server.ts through tsx, or another `entry` that starts it) with limits
+ * lifted so that only speed is measured, and bench/probe.ts preloaded so that `probe` can read
+ * its event-loop delay and memory.
  */
-export function startLab(dir: string, env: Record<string, string>): Promise<Child> {
-  return startChild(['--expose-gc', '--import', 'tsx', '--import', './bench/probe.ts', 'src/server.ts'], { KMAPLAB_RATE_MAX: '1000000000', KMAPLAB_MAX_MACHINES: '100000', ...env }, dir)
+export function startLab(dir: string, env: Record<string, string>, entry = 'src/server.ts'): Promise<Child> {
+  return startChild(['--expose-gc', '--import', 'tsx', '--import', './bench/probe.ts', entry], { KMAPLAB_RATE_MAX: '1000000000', KMAPLAB_MAX_MACHINES: '100000', ...env }, dir)
 }
 
 /** Asks a child started with bench/probe.ts for its figures; `gc` collects garbage first. */

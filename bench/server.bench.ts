@@ -1,5 +1,8 @@
 // Server figures, each beside a baseline measured in the same run:
-// - single-op HTTP requests/s vs a fastify hello-world with the same (pino) request logging;
+// - single-op HTTP requests/s vs a fastify hello-world with the same (pino) request logging,
+//   and against the same baseline two references that split the gap: the lab with a writer
+//   that stores nothing (bench/unstored-lab.ts) and a minimal durable server
+//   (bench/durable-hello.ts);
 // - committed ops/s in batches of 1,000 vs raw better-sqlite3 inserts of the same event rows;
 // - start-up time to /readyz with 1,000 stored machines vs with an empty database.
 // Servers run as child processes on loopback; autocannon drives them from this process.
@@ -20,6 +23,7 @@ import type { BenchOptions, BenchRow } from './types.js'
 const CONNECTIONS = 50
 const SLOT0_CPU0 = '0xfffbb000'
 const MACHINE = { arch: 'x86_32', cpus: 2, seed: 1 }
+const MAP = { op: 'kmap_local_page', pid: 1, page: 0x40000 }
 
 // The baseline: fastify's hello world with the lab's logger setup (pino JSON, request logging on).
 const HELLO = `
@@ -30,40 +34,45 @@ app.get('/', async () => ({ hello: 'world' }))
 await app.listen({ host: '127.0.0.1', port: 0 })
 `
 
-function cannon(opts: autocannon.Options): Promise<autocannon.Result> {
+function load(opts: autocannon.Options): Promise<autocannon.Result> {
   return new Promise((resolve, reject) => autocannon(opts, (err, res) => (err ? reject(err) : resolve(res))))
 }
 
-async function singleOps(dir: string, seconds: number): Promise<BenchRow> {
-  const hello = await startChild(['--input-type=module', '-e', HELLO], {}, dir)
-  const base = await cannon({ url: hello.base, connections: CONNECTIONS, duration: seconds })
-  await hello.stop()
+/** A load run after a second of the same load, so that every server is measured warm (JIT, pools). */
+async function cannon(opts: autocannon.Options): Promise<autocannon.Result> {
+  await load({ ...opts, duration: 1 })
+  return load(opts)
+}
 
-  const lab = await startLab(dir, { KMAPLAB_DB: join(dir, 'single.db') })
-  // One machine per connection, so that each connection can alternate map and unmap safely.
-  const machines: string[] = []
-  for (let i = 0; i < CONNECTIONS; i++) {
-    const m = await post(lab.base, '/v1/machines', MACHINE)
-    await post(lab.base, `/v1/machines/${m.id}/ops`, { op: 'spawn', name: 'A', cpu: 0 })
-    machines.push(m.id)
+/**
+ * Single-op requests/s of a lab server (`entry` starts it) under CONNECTIONS clients. One
+ * machine per connection, so that each connection can alternate map and unmap safely.
+ */
+async function labSingleOps(dir: string, seconds: number, db: string, entry?: string): Promise<number> {
+  const lab = await startLab(dir, { KMAPLAB_DB: join(dir, db) }, entry)
+  const machines = async (): Promise<string[]> => {
+    const ids: string[] = []
+    for (let i = 0; i < CONNECTIONS; i++) {
+      const m = await post(lab.base, '/v1/machines', MACHINE)
+      await post(lab.base, `/v1/machines/${m.id}/ops`, { op: 'spawn', name: 'A', cpu: 0 })
+      ids.push(m.id)
+    }
+    return ids
   }
   // autocannon walks `requests` in order per connection with a fresh context each round: a
-  // round borrows a machine, maps a page on it, unmaps it, and gives the machine back.
-  const free = [...machines]
-  const json = { 'content-type': 'application/json' }
-  type Ctx = { machine?: string }
-  const res = await cannon({
-    url: lab.base,
-    connections: CONNECTIONS,
-    duration: seconds,
-    requests: [
+  // round borrows a machine, maps a page on it, unmaps it, and gives the machine back. A run
+  // may end between the two, so the warm-up second has machines of its own.
+  const rounds = (free: string[]): autocannon.Options['requests'] => {
+    const json = { 'content-type': 'application/json' }
+    type Ctx = { machine?: string }
+    return [
       {
         method: 'POST',
         headers: json,
         setupRequest: (req, context) => {
           const ctx = context as Ctx
           ctx.machine = free.pop()!
-          return { ...req, path: `/v1/machines/${ctx.machine}/ops`, body: JSON.stringify({ op: 'kmap_local_page', pid: 1, page: 0x40000 }) }
+          return { ...req, path: `/v1/machines/${ctx.machine}/ops`, body: JSON.stringify(MAP) }
         },
       },
       {
@@ -76,22 +85,49 @@ async function singleOps(dir: string, seconds: number): Promise<BenchRow> {
         }),
         onResponse: (_status, _body, context) => void free.push((context as Ctx).machine!),
       },
-    ],
-  })
+    ]
+  }
+  const opts = { url: lab.base, connections: CONNECTIONS }
+  await load({ ...opts, duration: 1, requests: rounds(await machines()) })
+  const res = await load({ ...opts, duration: seconds, requests: rounds(await machines()) })
   await lab.stop()
-  if (res.non2xx > 0 || res.errors > 0) throw new Error(`single-op bench: ${res.non2xx} non-2xx, ${res.errors} errors`)
-  const ratio = res.requests.average / base.requests.average
-  return {
-    id: 'http-single-op',
-    name: 'single-op requests/s (fsync per group commit)',
-    value: res.requests.average,
+  if (res.non2xx > 0 || res.errors > 0) throw new Error(`single-op bench (${entry ?? 'lab'}): ${res.non2xx} non-2xx, ${res.errors} errors`)
+  return res.requests.average
+}
+
+/**
+ * The lab's single-op figure against fastify's hello world (the issue's target), and two
+ * references that tell where the rest goes: the same lab with a writer that stores nothing
+ * (everything but storage), and a minimal durable server (durability alone).
+ */
+async function singleOps(dir: string, seconds: number): Promise<BenchRow[]> {
+  const hello = await startChild(['--input-type=module', '-e', HELLO], {}, dir)
+  const base = (await cannon({ url: hello.base, connections: CONNECTIONS, duration: seconds })).requests.average
+  await hello.stop()
+
+  const durable = await startChild(['--import', 'tsx', 'bench/durable-hello.ts'], { KMAPLAB_DB: join(dir, 'durable.db') }, dir)
+  const body = JSON.stringify(MAP)
+  const minimal = await cannon({ url: durable.base + '/ops', method: 'POST', headers: { 'content-type': 'application/json' }, body, connections: CONNECTIONS, duration: seconds })
+  await durable.stop()
+  if (minimal.non2xx > 0 || minimal.errors > 0) throw new Error(`durable baseline: ${minimal.non2xx} non-2xx, ${minimal.errors} errors`)
+
+  const lab = await labSingleOps(dir, seconds, 'single.db')
+  const unstored = await labSingleOps(dir, seconds, 'unstored.db', 'bench/unstored-lab.ts')
+  const row = (id: string, name: string, value: number, target?: number): BenchRow => ({
+    id,
+    name,
+    value,
     unit: 'req/s',
     baselineName: 'fastify hello-world, same logging',
-    baseline: base.requests.average,
-    ratio,
-    target: '>= 0.5',
-    ok: ratio >= 0.5,
-  }
+    baseline: base,
+    ratio: value / base,
+    ...(target === undefined ? {} : { target: `>= ${target}`, ok: value / base >= target }),
+  })
+  return [
+    row('http-single-op', 'single-op requests/s (fsync per group commit)', lab, 0.5),
+    row('http-single-op-unstored', 'reference: the same lab, its writer storing nothing', unstored),
+    row('http-durable-minimal', 'reference: minimal durable server (a row per request, fsync per group commit)', minimal.requests.average),
+  ]
 }
 
 function mapUnmapBatch(ops: number): unknown[] {
@@ -190,7 +226,7 @@ async function restart(dir: string, machines: number): Promise<BenchRow> {
 export async function run(opts: BenchOptions): Promise<BenchRow[]> {
   const dir = mkdtempSync(join(tmpdir(), 'kmaplab-bench-'))
   return [
-    await singleOps(dir, opts.quick ? 3 : 10),
+    ...(await singleOps(dir, opts.quick ? 3 : 10)),
     await batchedOps(dir, opts.quick ? 10 : 50),
     await restart(dir, 1000),
   ]

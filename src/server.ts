@@ -28,7 +28,36 @@ export function createLogger(level: string): Logger {
   return pino({ level, redact: ['req.headers.authorization', 'headers.authorization'] })
 }
 
-export async function createLab(settings: Settings, logger: Logger = createLogger(settings.logLevel)): Promise<Lab> {
+/** Picks the writer a lab commits through: the settings' durability decides by default. */
+export type WriterFor = (repo: Repo, report: WriterEvents) => Writer
+
+/**
+ * With `full`, each commit waits for an fsync: a writer thread takes that off the event loop.
+ * With `normal` a commit is a few page-cache writes, cheaper here than a hand-off.
+ */
+function writerOfSettings(settings: Settings, logger: Logger): WriterFor {
+  if (settings.durability === 'normal' || settings.dbFile === ':memory:') return (repo, report) => new GroupWriter(repo, report)
+  return (_repo, report) =>
+    new ThreadWriter({
+      file: settings.dbFile,
+      durability: settings.durability,
+      maxBytes: settings.dbMaxBytes,
+      ...report,
+      onFatal: (err) => {
+        // Its connection may still hold the write lock, and the outcome of the transaction
+        // it was running is unknown: stop, and let a restart recover the store.
+        logger.fatal({ err }, 'storage writer thread failed; exiting')
+        logger.flush()
+        process.exit(70)
+      },
+    })
+}
+
+/**
+ * `writerFor` replaces the writer the settings would pick: the benchmarks measure the server
+ * with one that stores nothing, to tell what storage costs from what the rest costs.
+ */
+export async function createLab(settings: Settings, logger: Logger = createLogger(settings.logLevel), writerFor?: WriterFor): Promise<Lab> {
   const db = openDb(settings.dbFile, { durability: settings.durability, maxBytes: settings.dbMaxBytes })
   const repo = new Repo(db)
   const hub = new Hub()
@@ -37,24 +66,7 @@ export async function createLab(settings: Settings, logger: Logger = createLogge
     onCommit: (stats) => metrics?.observeCommit(stats),
     onEventsStored: (n) => metrics?.observeEventsStored(n),
   }
-  // With `full`, each commit waits for an fsync: a writer thread takes that off the event loop.
-  // With `normal` a commit is a few page-cache writes, cheaper here than a hand-off.
-  const writer: Writer =
-    settings.durability === 'full' && settings.dbFile !== ':memory:'
-      ? new ThreadWriter({
-          file: settings.dbFile,
-          durability: settings.durability,
-          maxBytes: settings.dbMaxBytes,
-          ...report,
-          onFatal: (err) => {
-            // Its connection may still hold the write lock, and the outcome of the transaction
-            // it was running is unknown: stop, and let a restart recover the store.
-            logger.fatal({ err }, 'storage writer thread failed; exiting')
-            logger.flush()
-            process.exit(70)
-          },
-        })
-      : new GroupWriter(repo, report)
+  const writer = (writerFor ?? writerOfSettings(settings, logger))(repo, report)
   // The thread opens its connection at start-up, not on the first request.
   if (writer instanceof ThreadWriter) await writer.ready
   const service = new MachineService(repo, writer, hub, settings.limits, logger)
@@ -86,8 +98,8 @@ export async function createLab(settings: Settings, logger: Logger = createLogge
   return { app, db, service, hub, close }
 }
 
-/** Starts the server from the environment, as `npm start` and `kmaplab serve` do. */
-export async function main(): Promise<void> {
+/** Starts the server from the environment, as `npm start` and `kmaplab serve` do (see createLab for `writerFor`). */
+export async function main(writerFor?: WriterFor): Promise<void> {
   let settings: Settings
   try {
     settings = readSettings(process.env)
@@ -97,7 +109,7 @@ export async function main(): Promise<void> {
     process.exit(2)
   }
   const logger = createLogger(settings.logLevel)
-  const lab = await createLab(settings, logger)
+  const lab = await createLab(settings, logger, writerFor)
   let stopping = false
   const stop = (signal: string): void => {
     if (stopping) return
