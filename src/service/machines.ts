@@ -4,7 +4,7 @@
 // how many are stored.
 import { randomBytes } from 'node:crypto'
 import type { Logger } from 'pino'
-import type { Checkpoint, EventQuery, EventRow, MachineRow, OpRow, Repo, WriteSet } from '../store/repo.js'
+import type { Checkpoint, EventQuery, EventRow, HistoryCopy, MachineRow, Repo, WriteSet } from '../store/repo.js'
 import { StorageError, type Writer } from '../store/writer.js'
 import { notFound, ServiceError } from './errors.js'
 import type { Hub, Listener, Unsubscribe } from './hub.js'
@@ -99,8 +99,10 @@ function eventRow(e: SimEvent, body = JSON.stringify(e)): EventRow {
 
 export class MachineService {
   private readonly live = new Map<string, Session>()
-  /** Machines being deleted: they take no more ops. */
+  /** Machines being deleted: they take no more ops, and no more branches. */
   private readonly deleting = new Set<string>()
+  /** Branches being committed, per parent: their commits copy the parent's rows. */
+  private readonly branching = new Map<string, Set<Promise<unknown>>>()
   /** Creations not yet committed, per owner, so concurrent creates cannot overshoot the limit. */
   private readonly creating = new Map<string, number>()
   private readonly idempotency: IdempotencyGuard<OpsOutcome>
@@ -124,35 +126,39 @@ export class MachineService {
     this.reserveSlot(owner)
     try {
       const machine = newMachine(config)
-      return await this.persistNew(owner, config, machine, null, { ops: [], events: [], opCount: 0, seq: 0 })
+      return await this.persistNew(owner, config, machine, null, { opCount: 0, seq: 0 })
     } finally {
       this.releaseSlot(owner)
     }
   }
 
-  /** A new machine with `parentId`'s config and its ops up to the last one ending at or before `seq`. */
+  /**
+   * A new machine with `parentId`'s config and its ops up to the last one ending at or before
+   * `seq`. The model at the cut is rebuilt as a restore would be (latest snapshot, then the ops
+   * after it, checked against the stored hashes); the history itself is copied by the store,
+   * so that a long parent neither blocks the event loop with its replay nor crosses into
+   * memory whole.
+   */
   async branch(owner: string, parentId: string, seq: number): Promise<MachineInfo> {
     const parent = this.row(owner, parentId)
+    if (this.deleting.has(parentId)) throw notFound(`machine ${parentId}`)
     if (seq > parent.seq) throw new ServiceError('invalid', 'seq_out_of_range', `seq ${seq} is beyond the machine's seq ${parent.seq}`, 'seq')
     this.reserveSlot(owner)
     try {
-      const ops: OpRow[] = []
-      const events: EventRow[] = []
-      const copied = replay(parent.config, this.repo.opsUpTo(parentId, seq), {
-        onOp: (row, evs) => {
-          ops.push(row)
-          for (const e of evs) events.push(eventRow(e))
-        },
-      })
-      return await this.persistNew(owner, parent.config, copied.machine, { id: parentId, seq: copied.seq }, {
-        ops,
-        events,
-        opCount: copied.opCount,
-        seq: copied.seq,
-      })
-    } catch (err) {
-      if (err instanceof ReplayMismatch) throw this.diverged(parent.id, err)
-      throw err
+      const cut = this.rebuild(parent, seq)
+      const copy = cut.opCount > 0 ? { from: parentId, throughN: cut.opCount, throughSeq: cut.seq } : undefined
+      const created = this.persistNew(owner, parent.config, cut.machine, { id: parentId, seq: cut.seq }, { copy, opCount: cut.opCount, seq: cut.seq })
+      // Its commit reads the parent's rows: a delete of the parent waits for it (see delete).
+      const branches = this.branching.get(parentId) ?? new Set<Promise<unknown>>()
+      this.branching.set(parentId, branches.add(created))
+      try {
+        const info = await created
+        this.log.debug({ machine: info.id, parent: parentId, ops: cut.opCount, replayed: cut.opCount - cut.fromOp }, 'machine branched')
+        return info
+      } finally {
+        branches.delete(created)
+        if (branches.size === 0 && this.branching.get(parentId) === branches) this.branching.delete(parentId)
+      }
     } finally {
       this.releaseSlot(owner)
     }
@@ -173,6 +179,8 @@ export class MachineService {
     // way land first, and their events are stored, so that the delete is the last word.
     this.deleting.add(id)
     try {
+      // Branches of it already under way copy its rows in their commits: they land first.
+      await Promise.allSettled(this.branching.get(id) ?? [])
       for (;;) {
         const s = this.live.get(id)
         if (s && s.pending > 0) {
@@ -330,7 +338,7 @@ export class MachineService {
     config: unknown,
     machine: Machine,
     parent: { id: string; seq: number } | null,
-    copied: { ops: OpRow[]; events: EventRow[]; opCount: number; seq: number },
+    history: { copy?: HistoryCopy; opCount: number; seq: number },
   ): Promise<MachineInfo> {
     const id = newMachineId()
     const row: MachineRow = {
@@ -339,8 +347,8 @@ export class MachineService {
       config,
       effective: machine.config,
       createdAt: new Date().toISOString(),
-      opCount: copied.opCount,
-      seq: copied.seq,
+      opCount: history.opCount,
+      seq: history.seq,
       status: (machine.state() as { status: string }).status,
       parentId: parent?.id ?? null,
       parentSeq: parent?.seq ?? null,
@@ -350,8 +358,9 @@ export class MachineService {
     await this.commit(s, {
       machineId: id,
       newMachine: { id, owner, config, effective: row.effective, createdAt: row.createdAt, parentId: row.parentId, parentSeq: row.parentSeq },
-      ops: copied.ops,
-      events: copied.events,
+      ...(history.copy ? { copy: history.copy } : {}),
+      ops: [],
+      events: [],
       head: { opCount: row.opCount, seq: row.seq, status: row.status },
       ...(row.opCount > 0 ? { checkpoint: checkpoint(machine, row.opCount, row.seq) } : {}),
     })

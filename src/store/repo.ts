@@ -51,10 +51,23 @@ export interface Checkpoint {
 /** A checkpoint that carries its snapshot. */
 export type Snapshot = Required<Checkpoint>
 
+/**
+ * A branch's history, copied by the store from its parent's rows: ops 1..`throughN`, the
+ * events up to `throughSeq` (where op `throughN` ends) and the checkpoints before op
+ * `throughN`. Copied in SQL, a long parent's history never crosses into JavaScript.
+ */
+export interface HistoryCopy {
+  from: string
+  throughN: number
+  throughSeq: number
+}
+
 /** Everything one commit writes for one machine. */
 export interface WriteSet {
   machineId: string
   newMachine?: NewMachine
+  /** With newMachine: the history it starts from, before `ops`. */
+  copy?: HistoryCopy
   ops: OpRow[]
   events: EventRow[]
   head: { opCount: number; seq: number; status: string }
@@ -118,6 +131,10 @@ export class Repo {
       insertOp: db.prepare('INSERT INTO ops (mkey, n, op, seq_end) VALUES (?, ?, ?, ?)'),
       insertEvent: db.prepare('INSERT INTO events (mkey, seq, type, cpu, pid, body) VALUES (?, ?, ?, ?, ?, ?)'),
       insertCheckpoint: db.prepare('INSERT OR REPLACE INTO checkpoints (mkey, op_n, seq, state_hash, snapshot) VALUES (?, ?, ?, ?, ?)'),
+      copyOps: db.prepare('INSERT INTO ops (mkey, n, op, seq_end) SELECT ?, n, op, seq_end FROM ops WHERE mkey = ? AND n <= ?'),
+      copyEvents: db.prepare('INSERT INTO events (mkey, seq, type, cpu, pid, body) SELECT ?, seq, type, cpu, pid, body FROM events WHERE mkey = ? AND seq <= ? ORDER BY seq'),
+      copyCheckpoints: db.prepare(`INSERT INTO checkpoints (mkey, op_n, seq, state_hash, snapshot)
+        SELECT ?, op_n, seq, state_hash, snapshot FROM checkpoints WHERE mkey = ? AND op_n < ?`),
       insertIdempotency: db.prepare(`INSERT INTO idempotency (owner, key, machine_id, request_hash, reply, created_at)
         VALUES (?, ?, ?, ?, ?, ?)`),
       getMachine: db.prepare('SELECT * FROM machines WHERE id = ?'),
@@ -175,6 +192,7 @@ export class Repo {
       this.keys.set(m.id, Number(lastInsertRowid))
     }
     const key = this.requireKey(w.machineId)
+    if (w.copy) this.copyHistory(key, w.copy)
     for (const o of w.ops) s.insertOp.run(key, o.n, o.op, o.seqEnd)
     s.updateHead.run(w.head.opCount, w.head.seq, w.head.status, key)
     const c = w.checkpoint
@@ -183,6 +201,20 @@ export class Repo {
       const i = w.idempotency
       s.insertIdempotency.run(i.owner, i.key, w.machineId, i.requestHash, i.reply, new Date().toISOString())
     }
+  }
+
+  /**
+   * A branch's history from its parent's rows. The events are the parent's stored ones: those
+   * of the parent still waiting to be stored (ThreadWriter) are the writer's to add. A parent
+   * that lost ops under the copy would leave the branch short of its head, so that throws
+   * (the caller keeps a parent from being deleted while it is branched; this is the backstop).
+   */
+  private copyHistory(key: number, c: HistoryCopy): void {
+    const from = this.requireKey(c.from)
+    const { changes } = this.s.copyOps.run(key, from, c.throughN)
+    if (changes !== c.throughN) throw new Error(`branch of ${c.from}: ${changes} of its ${c.throughN} ops are stored`)
+    this.s.copyEvents.run(key, from, c.throughSeq)
+    this.s.copyCheckpoints.run(key, from, c.throughN)
   }
 
   /** The events of a write set whose log is already written (now or in an earlier transaction). */
@@ -212,10 +244,6 @@ export class Repo {
    */
   opsBetween(machineId: string, afterN: number, seq = Number.MAX_SAFE_INTEGER): IterableIterator<OpRow> {
     return this.s.opsBetween.iterate(this.keyOf(machineId) ?? -1, afterN, seq) as IterableIterator<OpRow>
-  }
-
-  opsUpTo(machineId: string, seq = Number.MAX_SAFE_INTEGER): IterableIterator<OpRow> {
-    return this.opsBetween(machineId, 0, seq)
   }
 
   /** The state hashes stored after op `afterN` (without their snapshots). */

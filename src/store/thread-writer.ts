@@ -21,12 +21,12 @@ import { sizes, StorageError, type Pending, type Writer, type WriterEvents } fro
  * sets, instead of thousands of small objects, which structured clone copies many times more
  * slowly. The strings are machine ids, statuses, event types and JSON texts (ops, events),
  * none of which can hold a raw newline, so they travel joined by '\n'. The rare parts (a new
- * machine, a checkpoint, an idempotency record) travel as they are.
+ * machine and the history it copies, a checkpoint, an idempotency record) travel as they are.
  */
 export interface PackedGroup {
   text: string
   nums: Float64Array
-  extras: { index: number; newMachine?: WriteSet['newMachine']; checkpoint?: WriteSet['checkpoint']; idempotency?: WriteSet['idempotency'] }[]
+  extras: { index: number; newMachine?: WriteSet['newMachine']; copy?: WriteSet['copy']; checkpoint?: WriteSet['checkpoint']; idempotency?: WriteSet['idempotency'] }[]
 }
 
 export function pack(sets: readonly WriteSet[]): PackedGroup {
@@ -56,7 +56,7 @@ export function pack(sets: readonly WriteSet[]): PackedGroup {
       text.push(e.type, e.body)
     }
     if (ws.newMachine || ws.checkpoint || ws.idempotency) {
-      extras.push({ index, newMachine: ws.newMachine, checkpoint: ws.checkpoint, idempotency: ws.idempotency })
+      extras.push({ index, newMachine: ws.newMachine, copy: ws.copy, checkpoint: ws.checkpoint, idempotency: ws.idempotency })
     }
   }
   return { text: text.join('\n'), nums, extras }
@@ -83,9 +83,10 @@ export function unpack(g: PackedGroup): WriteSet[] {
     }
     sets.push({ machineId, ops, events, head })
   }
-  for (const { index, newMachine, checkpoint, idempotency } of g.extras) {
+  for (const { index, newMachine, copy, checkpoint, idempotency } of g.extras) {
     const ws = sets[index]!
     if (newMachine) ws.newMachine = newMachine
+    if (copy) ws.copy = copy
     if (checkpoint) ws.checkpoint = checkpoint
     if (idempotency) ws.idempotency = idempotency
   }

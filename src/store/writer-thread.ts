@@ -19,7 +19,7 @@
 // since the staged part belonged to one of its write sets.
 import { parentPort, workerData } from 'node:worker_threads'
 import { limitSize, openDb } from './db.js'
-import { Repo, type WriteSet } from './repo.js'
+import { Repo, type HistoryCopy, type WriteSet } from './repo.js'
 import { eventsReserve, STORE_EVENTS_IDLE_MS, STORE_EVENTS_ROWS, STORE_EVENTS_SOON_ROWS, unpack, type FromThread, type PackedGroup, type ThreadStore, type ToThread } from './thread-writer.js'
 
 const { file, ...options } = workerData as ThreadStore
@@ -60,7 +60,7 @@ interface Failure {
 let stageFailure: Failure | null = null
 
 /** Write sets whose events are not stored yet, in commit order (the open transaction's last). */
-let waiting: WriteSet[] = []
+let waiting: Pick<WriteSet, 'machineId' | 'events'>[] = []
 let waitingRows = 0
 /**
  * A transaction of ours is open (SQLite may have rolled it back on an error already), with
@@ -143,11 +143,23 @@ function write(group: PackedGroup): void {
   for (const ws of unpack(group)) {
     repo.writeLog(ws)
     rowsInTransaction += ws.ops.length
+    if (ws.copy) copyWaiting(ws.machineId, ws.copy)
     if (ws.events.length > 0) {
       waiting.push(ws)
       waitingRows += ws.events.length
     }
   }
+}
+
+/**
+ * A branch copies its parent's stored events in SQL (Repo.writeLog); the parent's events that
+ * still wait here are the rest of its history up to the cut, and wait for the branch as well.
+ */
+function copyWaiting(machineId: string, copy: HistoryCopy): void {
+  const events = waiting.flatMap((w) => (w.machineId === copy.from ? w.events.filter((e) => e.seq <= copy.throughSeq) : []))
+  if (events.length === 0) return
+  waiting.push({ machineId, events })
+  waitingRows += events.length
 }
 
 function abandon(): void {

@@ -259,7 +259,7 @@ t.test('events an unclean stop left unstored are derived again from the op log a
   const half = Math.floor(before.m1.length / 2)
   // As the writer thread leaves them after a crash: the events of the last ops missing, after
   // an op boundary, or every event of a machine.
-  const boundary = [...a.repo.opsUpTo(m1.id, half)].at(-1)!.seqEnd
+  const boundary = [...a.repo.opsBetween(m1.id, 0, half)].at(-1)!.seqEnd
   a.db.prepare('DELETE FROM events WHERE mkey = (SELECT key FROM machines WHERE id = ?) AND seq > ?').run(m1.id, boundary)
   a.db.prepare('DELETE FROM events WHERE mkey = (SELECT key FROM machines WHERE id = ?)').run(m2.id)
   a.db.close()
@@ -309,4 +309,68 @@ t.test('on the writer thread: a trace read right after a reply sees the reply\'s
   const key = (table: string): number => a.db.prepare(`SELECT count(*) FROM ${table} WHERE mkey NOT IN (SELECT key FROM machines)`).pluck().get() as number
   t.same([key('ops'), key('events'), key('checkpoints')], [0, 0, 0], 'no op, event or checkpoint of the deleted machine remains')
   await t.rejects(a.service.apply(owner, m.id, someOps.slice(0, 1)), { code: 'not_found' })
+})
+
+/** Forty ops in separate commits: a spawn, then pages mapped and unmapped in turn. */
+const longHistory = [{ op: 'spawn', name: 'A', cpu: 0 }, ...Array.from({ length: 39 }, (_, i) => (i % 2 === 0 ? { op: 'kmap_local_page', pid: 1, page: 0x40000 + i } : { op: 'kunmap_local', pid: 1, addr: '0xfffbb000' }))]
+
+for (const thread of [false, true]) {
+  t.test(`a branch copies its parent's history up to the cut and replays only from the snapshot before it (${thread ? 'ThreadWriter' : 'GroupWriter'})`, async (t) => {
+    const a = openService(undefined, { checkpointEvery: 3 }, thread)
+    t.teardown(() => a.writer.close())
+    const m = await a.service.create(owner, config)
+    const seqs: number[] = []
+    for (const op of longHistory) seqs.push((await a.service.apply(owner, m.id, [op])).seq)
+    // One past the end of op 20: inside op 21's events, so the branch stops after op 20.
+    const cut = seqs[19]! + 1
+    const b = await a.service.branch(owner, m.id, cut)
+    t.match(b, { opCount: 20, seq: seqs[19], parent: { id: m.id, seq: seqs[19] } })
+    t.same([...a.repo.opsBetween(b.id, 0)], [...a.repo.opsBetween(m.id, 0, seqs[19])], 'its op log is the parent\'s first 20 ops')
+    const parentTrace = await a.service.events(owner, m.id, { after: 0, limit: 10_000 })
+    t.same(await a.service.events(owner, b.id, { after: 0, limit: 10_000 }), parentTrace.slice(0, seqs[19]), 'its trace is the parent\'s up to op 20, event for event')
+    t.equal(JSON.stringify(await a.service.state(owner, b.id)), JSON.stringify(await a.service.state(owner, m.id, cut)), 'its state is the parent\'s at the cut')
+    const branched = a.logs.map((l) => JSON.parse(l)).find((l) => l.msg === 'machine branched')
+    t.match(branched, { machine: b.id, ops: 20, replayed: 2 }, 'ops 19 and 20 replayed on the snapshot after op 18')
+
+    // It goes on from the cut, and comes back after a restart from its own checkpoints.
+    const next = await a.service.apply(owner, b.id, [{ op: 'kunmap_local', pid: 1, addr: '0xfffbb000' }])
+    t.equal(next.refused, null)
+    t.equal(next.results[0]!.events[0]!.seq, seqs[19]! + 1, 'seq continues from the cut')
+    const after = JSON.stringify(await a.service.state(owner, b.id))
+    await a.writer.close()
+    a.db.close()
+    const c = openService(a.file, { checkpointEvery: 3 })
+    t.equal(JSON.stringify(await c.service.state(owner, b.id)), after)
+    t.equal(c.service.get(owner, m.id).opCount, longHistory.length, 'the parent is untouched')
+  })
+}
+
+t.test('a branch at a seq before the first op is the parent\'s config with no history', async (t) => {
+  const { service, repo } = openService()
+  const m = await service.create(owner, config)
+  await service.apply(owner, m.id, someOps)
+  const b = await service.branch(owner, m.id, 0)
+  t.match(b, { opCount: 0, seq: 0, parent: { id: m.id, seq: 0 } })
+  t.same([...repo.opsBetween(b.id, 0)], [])
+  t.same(await service.events(owner, b.id, { after: 0, limit: 10 }), [])
+})
+
+t.test('a delete of the parent waits for a branch under way; a branch asked during a delete is refused', async (t) => {
+  const a = openService(undefined, {}, true)
+  t.teardown(() => a.writer.close())
+  const m = await a.service.create(owner, config)
+  const out = await a.service.apply(owner, m.id, someOps)
+  // With nothing left to store, the delete has nothing to wait for but the branch.
+  await a.writer.flushEvents()
+  const branching = a.service.branch(owner, m.id, out.seq)
+  await a.service.delete(owner, m.id)
+  const b = await branching
+  t.equal(b.opCount, someOps.length, 'the branch committed its whole history before the parent went')
+  t.equal(JSON.parse((await a.service.events(owner, b.id, { after: out.seq - 1, limit: 1 }))[0]!).seq, out.seq)
+
+  const m2 = await a.service.create(owner, config)
+  await a.service.apply(owner, m2.id, someOps)
+  const deleting = a.service.delete(owner, m2.id)
+  await t.rejects(a.service.branch(owner, m2.id, 1), { code: 'not_found' })
+  await deleting
 })

@@ -69,8 +69,8 @@ t.test('a database written by schema 1 comes through 002 (integer keys) with eve
 
   const repo = new Repo(openDb(file))
   t.same(repo.getMachine('m_a')?.seq, 3)
-  t.same([...repo.opsUpTo('m_a')].map((o) => o.op), ['{"op":"a1"}', '{"op":"a2"}'])
-  t.same([...repo.opsUpTo('m_b')].map((o) => o.op), ['{"op":"b1"}'])
+  t.same([...repo.opsBetween('m_a', 0)].map((o) => o.op), ['{"op":"a1"}', '{"op":"a2"}'])
+  t.same([...repo.opsBetween('m_b', 0)].map((o) => o.op), ['{"op":"b1"}'])
   t.same(repo.queryEvents('m_a', { after: 0, limit: 10, types: ['kmap'] }).map((b) => JSON.parse(b).seq), [1, 3])
   t.same(repo.queryEvents('m_b', { after: 0, limit: 10 }).map((b) => JSON.parse(b).id), ['m_b'])
   t.same(repo.checkpoints('m_a'), [{ opN: 2, seq: 3, hash: 'h' }])

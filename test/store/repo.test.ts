@@ -40,8 +40,8 @@ t.test('paging and the type and pid filters use an index, not a scan of the trac
 t.test('ops are read back in order up to a seq', async (t) => {
   const { repo, db } = tempRepo()
   db.transaction(() => repo.write(fakeMachine('m_a', 'alice', 5)))()
-  t.same([...repo.opsUpTo('m_a', 5)].map((o) => o.n), [1, 2])
-  t.same([...repo.opsUpTo('m_a')].map((o) => o.n), [1, 2, 3, 4, 5])
+  t.same([...repo.opsBetween('m_a', 0, 5)].map((o) => o.n), [1, 2])
+  t.same([...repo.opsBetween('m_a', 0)].map((o) => o.n), [1, 2, 3, 4, 5])
 })
 
 t.test('delete removes the machine and everything derived from it', async (t) => {

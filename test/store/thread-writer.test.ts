@@ -14,7 +14,8 @@ t.test('a group crosses to the thread and back unchanged', async (t) => {
   const b: WriteSet = { machineId: 'm_b', ops: [], events: [], head: { opCount: 0, seq: 0, status: 'halted' } }
   const c = fakeMachine('m_c', 'y', 1)
   delete c.newMachine
-  t.same(unpack(pack([a, b, c])), [a, b, c])
+  const d: WriteSet = { ...fakeMachine('m_d', 'x', 0), copy: { from: 'm_a', throughN: 2, throughSeq: 4 }, head: { opCount: 2, seq: 4, status: 'running' } }
+  t.same(unpack(pack([a, b, c, d])), [a, b, c, d])
 })
 
 t.test('write sets of one tick share a transaction on the thread, and are readable once settled', async (t) => {
@@ -123,7 +124,7 @@ t.test('events follow their commit: a flush waits for them, and without one they
   const w = new ThreadWriter({ file, durability: 'full', onEventsStored: (n) => stored.push(n) })
   t.teardown(() => w.close())
   await w.commit(fakeMachine('m_a', 'x', 3))
-  t.same([...repo.opsUpTo('m_a')].map((o) => o.n), [1, 2, 3], 'the ops are committed when the commit settles')
+  t.same([...repo.opsBetween('m_a', 0)].map((o) => o.n), [1, 2, 3], 'the ops are committed when the commit settles')
   await w.flushEvents()
   t.same(repo.queryEvents('m_a', { after: 0, limit: 100 }).map((b) => JSON.parse(b).seq), [1, 2, 3, 4, 5, 6], 'a flush returns once the events are stored')
   t.same(stored, [6], 'and reports them')
@@ -178,4 +179,29 @@ t.test('with a quota, commits stop short of it, leaving room to store the events
   await w.flushEvents()
   t.equal(repo.storedSeq(`m_${n - 2}`), 80, 'the events of the last acknowledged commit are stored in the reserve')
   t.ok((repo.db.pragma('page_count', { simple: true }) as number) * pageSize <= maxBytes, 'and the file is within the quota')
+})
+
+t.test('a branch gets its parent\'s history up to the cut: stored events from the table, waiting ones from the thread', async (t) => {
+  const { repo, file } = tempRepo()
+  const w = new ThreadWriter({ file, durability: 'normal' })
+  t.teardown(() => w.close())
+  // Ops 1-3 of the parent with their events stored; ops 4-6 committed in the same group as the
+  // branch, so that their events are still waiting on the thread when the branch copies.
+  const parent = fakeMachine('m_p', 'x', 6)
+  await w.commit({ ...parent, ops: parent.ops.slice(0, 3), events: parent.events.slice(0, 6), head: { opCount: 3, seq: 6, status: 'running' } })
+  await w.flushEvents()
+  t.equal(repo.storedSeq('m_p'), 6)
+  const { newMachine, ...rest } = parent
+  const later: WriteSet = { ...rest, ops: parent.ops.slice(3), events: parent.events.slice(6) }
+  const branch: WriteSet = {
+    ...fakeMachine('m_b', 'x', 0),
+    newMachine: { ...newMachine!, id: 'm_b', parentId: 'm_p', parentSeq: 10 },
+    copy: { from: 'm_p', throughN: 5, throughSeq: 10 },
+    head: { opCount: 5, seq: 10, status: 'running' },
+  }
+  await Promise.all([w.commit(later), w.commit(branch)])
+  t.same([...repo.opsBetween('m_b', 0)], parent.ops.slice(0, 5), 'ops 1-5, as the parent logged them')
+  await w.flushEvents()
+  t.same(repo.queryEvents('m_b', { after: 0, limit: 100 }), parent.events.slice(0, 10).map((e) => e.body), 'events 1-10: six from the table, four that were waiting')
+  t.same(repo.queryEvents('m_p', { after: 0, limit: 100 }).length, 12, 'the parent keeps all of its own')
 })
