@@ -89,6 +89,14 @@ function info(row: MachineRow): MachineInfo {
   }
 }
 
+/**
+ * A machine marked diverged is not served, nor branched: its stored trace may stop short of its
+ * op log (start-up recovery skips it), and a branch copies that trace.
+ */
+function refuseDiverged(row: MachineRow): void {
+  if (row.diverged) throw new ServiceError('conflict', 'machine_diverged', `machine ${row.id} failed its restore check and is not served: ${row.diverged}`)
+}
+
 function checkpoint(machine: Machine, opN: number, seq: number): Checkpoint {
   return { opN, seq, hash: stateHash(machine), snapshot: snapshotMachine(machine) }
 }
@@ -142,6 +150,7 @@ export class MachineService {
   async branch(owner: string, parentId: string, seq: number): Promise<MachineInfo> {
     const parent = this.row(owner, parentId)
     if (this.deleting.has(parentId)) throw notFound(`machine ${parentId}`)
+    refuseDiverged(parent)
     if (seq > parent.seq) throw new ServiceError('invalid', 'seq_out_of_range', `seq ${seq} is beyond the machine's seq ${parent.seq}`, 'seq')
     this.reserveSlot(owner)
     try {
@@ -431,7 +440,7 @@ export class MachineService {
 
   /** Restore: the latest snapshot, then the ops after it, checking every later checkpoint hash. */
   private restore(row: MachineRow): Session {
-    if (row.diverged) throw new ServiceError('conflict', 'machine_diverged', `machine ${row.id} failed its restore check and is not served: ${row.diverged}`)
+    refuseDiverged(row)
     const started = performance.now()
     const r = this.rebuild(row)
     if (r.opCount !== row.opCount || r.seq !== row.seq) {

@@ -182,9 +182,10 @@ export class Repo {
   /**
    * The source of truth of a write set: the machine, its ops, its head, checkpoint and
    * idempotency record, without the events (which the ops determine). The caller supplies
-   * the transaction.
+   * the transaction. Returns the rows of ops and copied history written, which the writer
+   * thread counts towards its next WAL checkpoint.
    */
-  writeLog(w: WriteSet): void {
+  writeLog(w: WriteSet): number {
     const s = this.s
     if (w.newMachine) {
       const m = w.newMachine
@@ -192,7 +193,7 @@ export class Repo {
       this.keys.set(m.id, Number(lastInsertRowid))
     }
     const key = this.requireKey(w.machineId)
-    if (w.copy) this.copyHistory(key, w.copy)
+    const copied = w.copy ? this.copyHistory(key, w.copy) : 0
     for (const o of w.ops) s.insertOp.run(key, o.n, o.op, o.seqEnd)
     s.updateHead.run(w.head.opCount, w.head.seq, w.head.status, key)
     const c = w.checkpoint
@@ -201,6 +202,7 @@ export class Repo {
       const i = w.idempotency
       s.insertIdempotency.run(i.owner, i.key, w.machineId, i.requestHash, i.reply, new Date().toISOString())
     }
+    return w.ops.length + copied
   }
 
   /**
@@ -208,13 +210,13 @@ export class Repo {
    * of the parent still waiting to be stored (ThreadWriter) are the writer's to add. A parent
    * that lost ops under the copy would leave the branch short of its head, so that throws
    * (the caller keeps a parent from being deleted while it is branched; this is the backstop).
+   * Returns the rows copied.
    */
-  private copyHistory(key: number, c: HistoryCopy): void {
+  private copyHistory(key: number, c: HistoryCopy): number {
     const from = this.requireKey(c.from)
-    const { changes } = this.s.copyOps.run(key, from, c.throughN)
-    if (changes !== c.throughN) throw new Error(`branch of ${c.from}: ${changes} of its ${c.throughN} ops are stored`)
-    this.s.copyEvents.run(key, from, c.throughSeq)
-    this.s.copyCheckpoints.run(key, from, c.throughN)
+    const ops = this.s.copyOps.run(key, from, c.throughN).changes
+    if (ops !== c.throughN) throw new Error(`branch of ${c.from}: ${ops} of its ${c.throughN} ops are stored`)
+    return ops + this.s.copyEvents.run(key, from, c.throughSeq).changes + this.s.copyCheckpoints.run(key, from, c.throughN).changes
   }
 
   /** The events of a write set whose log is already written (now or in an earlier transaction). */

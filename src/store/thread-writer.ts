@@ -55,7 +55,7 @@ export function pack(sets: readonly WriteSet[]): PackedGroup {
       nums[k++] = e.pid ?? NaN
       text.push(e.type, e.body)
     }
-    if (ws.newMachine || ws.checkpoint || ws.idempotency) {
+    if (ws.newMachine || ws.copy || ws.checkpoint || ws.idempotency) {
       extras.push({ index, newMachine: ws.newMachine, copy: ws.copy, checkpoint: ws.checkpoint, idempotency: ws.idempotency })
     }
   }

@@ -141,8 +141,7 @@ function write(group: PackedGroup): void {
     open = true
   }
   for (const ws of unpack(group)) {
-    repo.writeLog(ws)
-    rowsInTransaction += ws.ops.length
+    rowsInTransaction += repo.writeLog(ws)
     if (ws.copy) copyWaiting(ws.machineId, ws.copy)
     if (ws.events.length > 0) {
       waiting.push(ws)

@@ -355,6 +355,20 @@ t.test('a branch at a seq before the first op is the parent\'s config with no hi
   t.same(await service.events(owner, b.id, { after: 0, limit: 10 }), [])
 })
 
+t.test('a parent marked diverged is not branched: its trace may stop short of its log', async (t) => {
+  const a = openService()
+  const m = await a.service.create(owner, config)
+  const out = await a.service.apply(owner, m.id, someOps)
+  a.db.prepare("UPDATE checkpoints SET state_hash = 'x' WHERE mkey = (SELECT key FROM machines WHERE id = ?)").run(m.id)
+  a.db.close()
+  const b = openService(a.file)
+  await t.rejects(b.service.state(owner, m.id), { code: 'machine_diverged' })
+  await t.rejects(b.service.branch(owner, m.id, out.seq), { kind: 'conflict', code: 'machine_diverged' })
+  // Even at a cut before the bad checkpoint, which a replay up to it would not notice.
+  await t.rejects(b.service.branch(owner, m.id, 1), { kind: 'conflict', code: 'machine_diverged' })
+  t.same(b.service.list(owner, '', 10).machines.map((x) => x.id), [m.id], 'no branch was created')
+})
+
 t.test('a delete of the parent waits for a branch under way; a branch asked during a delete is refused', async (t) => {
   const a = openService(undefined, {}, true)
   t.teardown(() => a.writer.close())
