@@ -31,6 +31,10 @@ class AcknowledgingWriter implements Writer {
     return Promise.resolve()
   }
 
+  remove(): Promise<void> {
+    return Promise.resolve()
+  }
+
   async close(): Promise<void> {}
 }
 

@@ -184,28 +184,22 @@ export class MachineService {
 
   async delete(owner: string, id: string): Promise<void> {
     this.row(owner, id)
-    // From here the machine takes no new ops (session() refuses it). Its writes already under
-    // way land first, and their events are stored, so that the delete is the last word.
+    // From here the machine takes no new ops (session() refuses it) and no branches. Its
+    // writes already under way, and branches copying it, land first, so that the delete is
+    // the last word; the writer deletes it between transactions, off the event loop, and
+    // drops any of its events still waiting to be stored.
     this.deleting.add(id)
     try {
-      // Branches of it already under way copy its rows in their commits: they land first.
       await Promise.allSettled(this.branching.get(id) ?? [])
-      for (;;) {
-        const s = this.live.get(id)
-        if (s && s.pending > 0) {
-          await s.committed.catch(() => {})
-          continue
-        }
-        try {
-          await this.writer.flushEvents()
-        } catch (err) {
-          throw this.storageFailure(err)
-        }
-        if (!this.live.get(id)?.pending) break
+      for (let s = this.live.get(id); s && s.pending > 0; s = this.live.get(id)) await s.committed.catch(() => {})
+      try {
+        await this.writer.remove(id)
+      } catch (err) {
+        throw this.storageFailure(err)
       }
+      this.repo.forget(id)
       this.live.delete(id)
       this.hub.closeMachine(id)
-      this.guardStorage(() => this.repo.deleteMachine(id))
     } finally {
       this.deleting.delete(id)
     }

@@ -117,8 +117,8 @@ export class Repo {
   private readonly s
   private readonly eventQueries = new Map<string, ReturnType<Db['prepare']>>()
   /**
-   * Machine id -> its integer key. Ids are random and never reused, so an entry cannot go
-   * stale in a way that matters: at worst a deleted machine's key lingers until restart.
+   * Machine id -> its integer key. Ids are random and never reused; a deleted machine's entry
+   * is dropped (deleteMachine, forget), since SQLite may give its key to a later machine.
    */
   private readonly keys = new Map<string, number>()
 
@@ -275,6 +275,14 @@ export class Repo {
       }
       this.s.deleteIdempotency.run(machineId)
     })()
+    this.forget(machineId)
+  }
+
+  /**
+   * Drops the cached key of a machine deleted through another connection (the writer thread's):
+   * SQLite may give that key to the next machine created.
+   */
+  forget(machineId: string): void {
     this.keys.delete(machineId)
   }
 

@@ -110,13 +110,15 @@ export function eventsReserve(maxBytes: number): number {
 
 /**
  * main -> thread: `stage` writes into the open transaction (opening it), `discard` rolls it
- * back, `commit` ends it; `flush` asks for the waiting events to be stored.
+ * back, `commit` ends it; `flush` asks for the waiting events to be stored; `remove` deletes a
+ * machine between transactions.
  */
 export type ToThread =
   | { kind: 'stage'; group: PackedGroup }
   | { kind: 'discard' }
   | { kind: 'commit'; group: PackedGroup }
   | { kind: 'flush' }
+  | { kind: 'remove'; machineId: string }
   | { kind: 'close' }
 /**
  * thread -> main. `stored` and `through` count groups: that many of the committed groups
@@ -127,6 +129,8 @@ export type FromThread =
   | { kind: 'failed'; code: string | undefined; message: string }
   | { kind: 'stored'; through: number; events: number }
   | { kind: 'storeFailed'; code: string | undefined; message: string }
+  | { kind: 'removed'; machineId: string }
+  | { kind: 'removeFailed'; machineId: string; code: string | undefined; message: string }
   | { kind: 'closed' }
   | { kind: 'ready' }
   | { kind: 'fatal'; message: string }
@@ -179,6 +183,7 @@ export class ThreadWriter implements Writer {
   private committedGroups = 0
   private storedThrough = 0
   private flushes: { through: number; resolve: () => void; reject: (err: unknown) => void }[] = []
+  private removals = new Map<string, { resolve: () => void; reject: (err: unknown) => void }>()
   private markReady: () => void = () => {}
   /** Settles once the thread has opened the store, or rejects if it cannot: await it before serving. */
   readonly ready: Promise<void>
@@ -262,6 +267,15 @@ export class ThreadWriter implements Writer {
     })
   }
 
+  remove(machineId: string): Promise<void> {
+    if (this.broken) return Promise.reject(this.broken)
+    return new Promise((resolve, reject) => {
+      this.removals.set(machineId, { resolve, reject })
+      this.worker.ref()
+      this.worker.postMessage({ kind: 'remove', machineId } satisfies ToThread)
+    })
+  }
+
   async close(): Promise<void> {
     if (!this.closing) {
       this.closing = true
@@ -297,6 +311,13 @@ export class ThreadWriter implements Writer {
     if (msg.kind === 'stored') {
       if (msg.events > 0) this.opts.onEventsStored?.(msg.events)
       return this.eventsStoredThrough(msg.through, true)
+    }
+    if (msg.kind === 'removed' || msg.kind === 'removeFailed') {
+      const removal = this.removals.get(msg.machineId)
+      this.removals.delete(msg.machineId)
+      if (msg.kind === 'removed') removal?.resolve()
+      else removal?.reject(storageError(msg))
+      return this.unrefWhenIdle()
     }
     if (msg.kind === 'storeFailed') {
       const waiting = this.flushes
@@ -341,9 +362,9 @@ export class ThreadWriter implements Writer {
     this.unrefWhenIdle()
   }
 
-  /** Keep the process alive while a transaction or a flush is out; an idle writer must not. */
+  /** Keep the process alive while a transaction, a flush or a removal is out; an idle writer must not. */
   private unrefWhenIdle(): void {
-    if (!this.inFlight && this.flushes.length === 0) this.worker.unref()
+    if (!this.inFlight && this.flushes.length === 0 && this.removals.size === 0) this.worker.unref()
   }
 
   private readonly failReady: (err: Error) => void
@@ -352,10 +373,11 @@ export class ThreadWriter implements Writer {
     if (this.broken) return
     this.failReady(err)
     this.broken = new StorageError(err)
-    const lost = [...(this.inFlight ?? []), ...this.queue, ...this.flushes]
+    const lost = [...(this.inFlight ?? []), ...this.queue, ...this.flushes, ...this.removals.values()]
     this.inFlight = null
     this.queue = []
     this.flushes = []
+    this.removals.clear()
     for (const p of lost) p.reject(this.broken)
     this.drained?.()
     if (!this.closing) this.opts.onFatal?.(err)

@@ -75,6 +75,8 @@ let committedGroups = 0
 let storedThrough = 0
 /** The main thread asked to hear once the events of everything committed are stored. */
 let flushAsked = false
+/** Machines to delete once no transaction of ours is open. */
+let removals: string[] = []
 let idleTimer: NodeJS.Timeout | null = null
 
 function failure(err: unknown): Failure {
@@ -213,10 +215,39 @@ function afterCommit(): void {
   }
 }
 
+/**
+ * Deletes the machines asked for, each in a transaction of its own, between transactions (a
+ * staged batch of another machine may hold one open). A delete may use the whole quota: it only
+ * frees room. The machine's waiting events go with it; were they stored later, they would be
+ * rows of a machine that no longer exists.
+ */
+function removeWaiting(): void {
+  const ids = removals
+  removals = []
+  for (const machineId of ids) {
+    if (maxBytes !== undefined) limitSize(db, maxBytes)
+    try {
+      repo.deleteMachine(machineId)
+    } catch (err) {
+      port.postMessage({ kind: 'removeFailed', machineId, ...failure(err) } satisfies FromThread)
+      continue
+    } finally {
+      if (maxBytes !== undefined) limitSize(db, maxBytes - eventsReserve(maxBytes))
+    }
+    waiting = waiting.filter((w) => w.machineId !== machineId)
+    waitingRows = waiting.reduce((n, w) => n + w.events.length, 0)
+    if (waiting.length === 0) waitingStored()
+    port.postMessage({ kind: 'removed', machineId } satisfies FromThread)
+  }
+}
+
 function onMessage(msg: ToThread): void {
   switch (msg.kind) {
     case 'flush':
       flushAsked = true
+      return
+    case 'remove':
+      removals.push(msg.machineId)
       return
     case 'discard':
       stageFailure = null
@@ -239,6 +270,7 @@ function onMessage(msg: ToThread): void {
     }
     case 'close':
       abandon()
+      removeWaiting()
       // Best effort: what cannot be stored now is derived again at the next start.
       storeWaiting()
       db.close()
@@ -249,6 +281,7 @@ function onMessage(msg: ToThread): void {
 
 port.on('message', (msg: ToThread) => {
   onMessage(msg)
-  // A flush is answered between transactions, after the commits that came before it.
+  // Removals and flushes are served between transactions, after the commits that came before.
+  if (removals.length > 0 && db.open && !open) removeWaiting()
   if (flushAsked && db.open && !open) storeWaiting()
 })

@@ -47,6 +47,13 @@ export interface Writer {
    * rejects with StorageError if they cannot be written.
    */
   flushEvents(): Promise<void>
+  /**
+   * Deletes a machine and everything stored of it, in a transaction of its own (which may use
+   * the whole size quota: it frees room), dropping any of its events still waiting to be
+   * stored. Settles once that is committed, or rejects with StorageError. The caller makes
+   * sure that no write set of the machine is pending or arrives meanwhile.
+   */
+  remove(machineId: string): Promise<void>
   /** Write sets handed in and not yet settled. */
   readonly pending: number
   /** Commits whatever is queued, then stops (shutdown). */
@@ -107,6 +114,16 @@ export class GroupWriter implements Writer {
 
   /** Events are written in their commit's transaction here: nothing is ever behind. */
   flushEvents(): Promise<void> {
+    return Promise.resolve()
+  }
+
+  /** On this thread the delete runs at once, between groups. */
+  remove(machineId: string): Promise<void> {
+    try {
+      this.repo.deleteMachine(machineId)
+    } catch (err) {
+      return Promise.reject(new StorageError(err))
+    }
     return Promise.resolve()
   }
 

@@ -205,3 +205,47 @@ t.test('a branch gets its parent\'s history up to the cut: stored events from th
   t.same(repo.queryEvents('m_b', { after: 0, limit: 100 }), parent.events.slice(0, 10).map((e) => e.body), 'events 1-10: six from the table, four that were waiting')
   t.same(repo.queryEvents('m_p', { after: 0, limit: 100 }).length, 12, 'the parent keeps all of its own')
 })
+
+t.test('a removal is served between transactions: after a staged batch commits, with the machine\'s waiting events dropped', async (t) => {
+  const { repo, file } = tempRepo()
+  const w = new ThreadWriter({ file, durability: 'normal' })
+  t.teardown(() => w.close())
+  await w.commit(fakeMachine('m_gone', 'x', 3)) // its six events now wait on the thread
+  t.equal(repo.storedSeq('m_gone'), 0)
+  const big = fakeMachine('m_b', 'x', 6)
+  const order: string[] = []
+  // The staged part holds a transaction open on the thread until the batch's commit.
+  w.stage({ ...big, ops: big.ops.slice(0, 3), events: big.events.slice(0, 6), head: { opCount: 3, seq: 6, status: 'running' } })
+  const removed = w.remove('m_gone').then(() => order.push('removed'))
+  const committed = w.commit({ machineId: 'm_b', ops: big.ops.slice(3), events: big.events.slice(6), head: big.head }).then(() => order.push('committed'))
+  await Promise.all([removed, committed])
+  t.same(order, ['committed', 'removed'], 'the removal waited for the open transaction')
+  t.equal(repo.getMachine('m_gone'), undefined)
+  await w.flushEvents()
+  const orphans = (table: string): number => repo.db.prepare(`SELECT count(*) FROM ${table} WHERE mkey NOT IN (SELECT key FROM machines)`).pluck().get() as number
+  t.same([orphans('ops'), orphans('events'), orphans('checkpoints')], [0, 0, 0], 'its waiting events were not stored after it')
+  t.equal(repo.storedSeq('m_b'), 12, 'the other machine\'s are')
+})
+
+t.test('a removal at the quota succeeds, and frees room for commits', async (t) => {
+  const { repo, file } = tempRepo()
+  const w = new ThreadWriter({ file, durability: 'full', maxBytes: 1024 * 1024 })
+  t.teardown(() => w.close())
+  const ids: string[] = []
+  // ~100 KB each: the quota is reached well before 50.
+  for (let i = 0; i < 50; i++) {
+    const id = `m_${i}`
+    const outcome = await w.commit(fakeMachine(id, 'x', 400)).then(() => 'ok', (err: StorageError) => err.message)
+    if (outcome !== 'ok') {
+      t.match(outcome, /SQLITE_FULL/, 'the store fills up')
+      break
+    }
+    ids.push(id)
+    await w.flushEvents()
+  }
+  t.ok(ids.length > 0 && ids.length < 50, `full after ${ids.length} machines`)
+  await w.remove(ids[0]!)
+  t.equal(repo.getMachine(ids[0]!), undefined)
+  await w.commit(fakeMachine('m_after', 'x', 100))
+  t.ok(repo.getMachine('m_after'), 'a commit fits again in the room the removal freed')
+})
