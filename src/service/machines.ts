@@ -107,8 +107,8 @@ function eventRow(e: SimEvent, body = JSON.stringify(e)): EventRow {
 
 export class MachineService {
   private readonly live = new Map<string, Session>()
-  /** Machines being deleted: they take no more ops, and no more branches. */
-  private readonly deleting = new Set<string>()
+  /** Machines being deleted, with the deletion: they take no more ops, and no more branches. */
+  private readonly deleting = new Map<string, Promise<void>>()
   /** Branches being committed, per parent: their commits copy the parent's rows. */
   private readonly branching = new Map<string, Set<Promise<unknown>>>()
   /** Creations not yet committed, per owner, so concurrent creates cannot overshoot the limit. */
@@ -182,27 +182,32 @@ export class MachineService {
     return { machines: rows.map(info), next: rows.length === limit ? rows.at(-1)!.id : null }
   }
 
+  /** Deletes the machine; a second delete while one runs gets that one's outcome. */
   async delete(owner: string, id: string): Promise<void> {
     this.row(owner, id)
+    let deletion = this.deleting.get(id)
+    if (!deletion) {
+      deletion = this.deleteNow(id).finally(() => this.deleting.delete(id))
+      this.deleting.set(id, deletion)
+    }
+    return deletion
+  }
+
+  private async deleteNow(id: string): Promise<void> {
     // From here the machine takes no new ops (session() refuses it) and no branches. Its
     // writes already under way, and branches copying it, land first, so that the delete is
     // the last word; the writer deletes it between transactions, off the event loop, and
     // drops any of its events still waiting to be stored.
-    this.deleting.add(id)
+    await Promise.allSettled(this.branching.get(id) ?? [])
+    for (let s = this.live.get(id); s && s.pending > 0; s = this.live.get(id)) await s.committed.catch(() => {})
     try {
-      await Promise.allSettled(this.branching.get(id) ?? [])
-      for (let s = this.live.get(id); s && s.pending > 0; s = this.live.get(id)) await s.committed.catch(() => {})
-      try {
-        await this.writer.remove(id)
-      } catch (err) {
-        throw this.storageFailure(err)
-      }
-      this.repo.forget(id)
-      this.live.delete(id)
-      this.hub.closeMachine(id)
-    } finally {
-      this.deleting.delete(id)
+      await this.writer.remove(id)
+    } catch (err) {
+      throw this.storageFailure(err)
     }
+    this.repo.forget(id)
+    this.live.delete(id)
+    this.hub.closeMachine(id)
   }
 
   /** The contract's state document: current, or rebuilt by replay as of `at`. */

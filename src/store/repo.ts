@@ -266,16 +266,19 @@ export class Repo {
     this.s.markDiverged.run(report, machineId)
   }
 
-  deleteMachine(machineId: string): void {
+  /** Deletes the machine and every row of it, in one transaction; returns how many rows went. */
+  deleteMachine(machineId: string): number {
     const key = this.keyOf(machineId)
-    this.db.transaction(() => {
+    const rows = this.db.transaction(() => {
+      let n = 0
       if (key !== undefined) {
-        for (const del of this.s.deleteFrom) del.run(key)
-        this.s.deleteMachine.run(key)
+        for (const del of this.s.deleteFrom) n += del.run(key).changes
+        n += this.s.deleteMachine.run(key).changes
       }
-      this.s.deleteIdempotency.run(machineId)
+      return n + this.s.deleteIdempotency.run(machineId).changes
     })()
     this.forget(machineId)
+    return rows
   }
 
   /**

@@ -183,7 +183,8 @@ export class ThreadWriter implements Writer {
   private committedGroups = 0
   private storedThrough = 0
   private flushes: { through: number; resolve: () => void; reject: (err: unknown) => void }[] = []
-  private removals = new Map<string, { resolve: () => void; reject: (err: unknown) => void }>()
+  /** Removals asked and not answered, per machine in the order asked (the thread answers in order). */
+  private removals = new Map<string, { resolve: () => void; reject: (err: unknown) => void }[]>()
   private markReady: () => void = () => {}
   /** Settles once the thread has opened the store, or rejects if it cannot: await it before serving. */
   readonly ready: Promise<void>
@@ -270,7 +271,7 @@ export class ThreadWriter implements Writer {
   remove(machineId: string): Promise<void> {
     if (this.broken) return Promise.reject(this.broken)
     return new Promise((resolve, reject) => {
-      this.removals.set(machineId, { resolve, reject })
+      this.removals.set(machineId, [...(this.removals.get(machineId) ?? []), { resolve, reject }])
       this.worker.ref()
       this.worker.postMessage({ kind: 'remove', machineId } satisfies ToThread)
     })
@@ -313,8 +314,9 @@ export class ThreadWriter implements Writer {
       return this.eventsStoredThrough(msg.through, true)
     }
     if (msg.kind === 'removed' || msg.kind === 'removeFailed') {
-      const removal = this.removals.get(msg.machineId)
-      this.removals.delete(msg.machineId)
+      const asked = this.removals.get(msg.machineId) ?? []
+      const removal = asked.shift()
+      if (asked.length === 0) this.removals.delete(msg.machineId)
       if (msg.kind === 'removed') removal?.resolve()
       else removal?.reject(storageError(msg))
       return this.unrefWhenIdle()
@@ -373,7 +375,7 @@ export class ThreadWriter implements Writer {
     if (this.broken) return
     this.failReady(err)
     this.broken = new StorageError(err)
-    const lost = [...(this.inFlight ?? []), ...this.queue, ...this.flushes, ...this.removals.values()]
+    const lost = [...(this.inFlight ?? []), ...this.queue, ...this.flushes, ...[...this.removals.values()].flat()]
     this.inFlight = null
     this.queue = []
     this.flushes = []

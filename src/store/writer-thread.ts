@@ -206,6 +206,11 @@ function afterCommit(): void {
     if (idleTimer) clearTimeout(idleTimer)
     idleTimer = setTimeout(storeWaiting, STORE_EVENTS_IDLE_MS)
   }
+  checkpointIfDue()
+}
+
+/** Checkpoints the WAL once enough rows have been written (or deleted) since the last time. */
+function checkpointIfDue(): void {
   if (rowsSinceCheckpoint < CHECKPOINT_ROWS) return
   rowsSinceCheckpoint = 0
   try {
@@ -227,7 +232,7 @@ function removeWaiting(): void {
   for (const machineId of ids) {
     if (maxBytes !== undefined) limitSize(db, maxBytes)
     try {
-      repo.deleteMachine(machineId)
+      rowsSinceCheckpoint += repo.deleteMachine(machineId)
     } catch (err) {
       port.postMessage({ kind: 'removeFailed', machineId, ...failure(err) } satisfies FromThread)
       continue
@@ -239,6 +244,7 @@ function removeWaiting(): void {
     if (waiting.length === 0) waitingStored()
     port.postMessage({ kind: 'removed', machineId } satisfies FromThread)
   }
+  checkpointIfDue()
 }
 
 function onMessage(msg: ToThread): void {

@@ -388,3 +388,13 @@ t.test('a delete of the parent waits for a branch under way; a branch asked duri
   await t.rejects(a.service.branch(owner, m2.id, 1), { code: 'not_found' })
   await deleting
 })
+
+t.test('two deletes of one machine at once both settle, with the one deletion\'s outcome', async (t) => {
+  const a = openService(undefined, {}, true)
+  t.teardown(() => a.writer.close())
+  const m = await a.service.create(owner, config)
+  await a.service.apply(owner, m.id, someOps)
+  const outcomes = await Promise.allSettled([a.service.delete(owner, m.id), a.service.delete(owner, m.id)])
+  t.same(outcomes.map((o) => o.status), ['fulfilled', 'fulfilled'])
+  await t.rejects(a.service.delete(owner, m.id), { code: 'not_found' }, 'a later one finds nothing')
+})

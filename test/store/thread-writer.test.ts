@@ -249,3 +249,13 @@ t.test('a removal at the quota succeeds, and frees room for commits', async (t) 
   await w.commit(fakeMachine('m_after', 'x', 100))
   t.ok(repo.getMachine('m_after'), 'a commit fits again in the room the removal freed')
 })
+
+t.test('removals of one machine asked twice are answered in order, each once', async (t) => {
+  const { repo, file } = tempRepo()
+  const w = new ThreadWriter({ file, durability: 'normal' })
+  t.teardown(() => w.close())
+  await w.commit(fakeMachine('m_a', 'x', 2))
+  const settled = await Promise.allSettled([w.remove('m_a'), w.remove('m_a')])
+  t.same(settled.map((s) => s.status), ['fulfilled', 'fulfilled'])
+  t.equal(repo.getMachine('m_a'), undefined)
+})
