@@ -226,7 +226,7 @@ function checkpointIfDue(): void {
  * frees room. The machine's waiting events go with it; were they stored later, they would be
  * rows of a machine that no longer exists.
  */
-function removeWaiting(): void {
+function serveRemovals(): void {
   const ids = removals
   removals = []
   for (const machineId of ids) {
@@ -276,7 +276,7 @@ function onMessage(msg: ToThread): void {
     }
     case 'close':
       abandon()
-      removeWaiting()
+      serveRemovals()
       // Best effort: what cannot be stored now is derived again at the next start.
       storeWaiting()
       db.close()
@@ -288,6 +288,6 @@ function onMessage(msg: ToThread): void {
 port.on('message', (msg: ToThread) => {
   onMessage(msg)
   // Removals and flushes are served between transactions, after the commits that came before.
-  if (removals.length > 0 && db.open && !open) removeWaiting()
+  if (removals.length > 0 && db.open && !open) serveRemovals()
   if (flushAsked && db.open && !open) storeWaiting()
 })
