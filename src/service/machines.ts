@@ -161,9 +161,9 @@ export class MachineService {
       const branches = this.branching.get(parentId) ?? new Set<Promise<unknown>>()
       this.branching.set(parentId, branches.add(created))
       try {
-        const info = await created
-        this.log.debug({ machine: info.id, parent: parentId, ops: cut.opCount, replayed: cut.opCount - cut.fromOp }, 'machine branched')
-        return info
+        const branched = await created
+        this.log.debug({ machine: branched.id, parent: parentId, ops: cut.opCount, replayed: cut.opCount - cut.fromOp }, 'machine branched')
+        return branched
       } finally {
         branches.delete(created)
         if (branches.size === 0 && this.branching.get(parentId) === branches) this.branching.delete(parentId)
